@@ -1,0 +1,75 @@
+"""The error vocabulary: user-facing problems with a place, and errors raised by backends.
+
+A `Problem` points at a file, line, column and field; `DeclserveError` and its children carry one
+sentence for the user. Backend SDK errors are wrapped into these, raised `from` the original, so
+the CLI never shows a traceback unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class DeclserveError(Exception):
+    """An error with a message fit to show a user as it is."""
+
+
+class InputError(DeclserveError):
+    """Bad input (YAML, spec, plan file, flags); carries the problems found, each with a place."""
+
+    def __init__(self, problems: list["Problem"]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.format() for p in problems))
+
+    @classmethod
+    def one(cls, message: str, file: str = "<command line>", field: str = "") -> "InputError":
+        return cls([Problem(file, 0, 0, field, message)])
+
+
+class BackendUnavailable(DeclserveError):
+    """The backend (Docker engine, API server, Kafka) cannot be reached."""
+
+
+class Conflict(DeclserveError):
+    """An object in the backend is in the way: unmanaged, or managed by another project."""
+
+
+class Rejected(DeclserveError):
+    """The backend refused a request."""
+
+
+class NotReady(DeclserveError):
+    """A serving did not become ready before its deadline."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, and where."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def format(self) -> str:
+        where = display_path(self.file)
+        if self.line:
+            where += f":{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["file"] = display_path(self.file)
+        return data
+
+
+def display_path(path: str) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

@@ -1,0 +1,328 @@
+"""A project directory to validated specs, or every problem found, each with file:line:col.
+
+The directory holds `declserve.yaml` (kind Project) and any number of `*.yaml`/`*.yml` files
+below it, each with one or more `Serving` documents. Schema errors come from `spec`; this module
+adds the rules across documents (unique names, `kserve` needs `kubernetes`) and against the
+registry (the model and version exist). It never contacts a backend.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from declserve import spec as S
+from declserve.errors import InputError, Problem
+from declserve.registry import Registry, RegistryError
+from declserve.yamlsource import Document, Path_, read_documents
+
+PROJECT_FILE = "declserve.yaml"
+
+_PATTERN_HELP = {
+    S.DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', "
+    "starting and ending with a letter or digit",
+    S.MODEL_NAME: "must be a plain directory name under Models/ (letters, digits, '_', '.', '-')",
+    S.KAFKA_TOPIC: "must be 'create', 'none' or a Kafka topic name (letters, digits, '.', '_', '-')",
+    S.LABEL_KEY: "must be a Kubernetes label key",
+    S.LABEL_VALUE: "must be a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')",
+}
+
+
+@dataclass(frozen=True)
+class LoadedServing:
+    serving: S.Serving
+    doc: Document
+
+    @property
+    def name(self) -> str:
+        return self.serving.name
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        return self.doc.problem(path, message)
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    directory: Path
+    project: S.Project
+    project_doc: Document
+    servings: tuple[LoadedServing, ...]
+    registry: Registry
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+
+def _walk_real_path(data: Any, loc: tuple[Any, ...]) -> Path_:
+    """The part of a pydantic location that exists in the data (union tags are dropped).
+
+    A missing or unknown key can only be the last element of a location; any other element
+    that is not in the data names a union member, which the user never wrote.
+    """
+    real: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            real.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            real.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and i == len(loc) - 1:
+            real.append(part)
+    return tuple(real)
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The YAML field names allowed at a location inside `model`, for "did you mean"."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        found = None
+        for name, info in current.model_fields.items():
+            if (info.alias or name) == part:
+                found = info.annotation
+        if found is None:
+            continue  # a union tag or a list index
+        current = _unwrap(found)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [info.alias or name for name, info in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in getattr(annotation, "__args__", ()) or ():
+        inner = _unwrap(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def _message(err: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        close = difflib.get_close_matches(name, _known_fields(model, loc[:-1]), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{name!r} is not a known field{hint}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_HELP.get(ctx.get("pattern", ""), f"must match {ctx.get('pattern')}")
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("int_parsing", "int_type", "int_from_float", "int_parsing_size"):
+        return "must be a whole number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind in ("string_type",):
+        return "must be a string"
+    if kind in ("string_too_long",):
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind in ("string_too_short", "too_short"):
+        return "must not be empty"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping of fields"
+    if kind == "list_type":
+        return "must be a list"
+    if kind in ("enum", "literal_error"):
+        return f"must be {ctx.get('expected')}"
+    if kind == "union_tag_invalid":
+        return f"type must be {ctx.get('expected_tags')}, not {ctx.get('tag')!r}"
+    if kind == "union_tag_not_found":
+        return f"type is required ({ctx.get('discriminator')})"
+    return str(err["msg"])
+
+
+def _version_message(messages: list[str]) -> str:
+    return "must be a positive whole number or 'latest'"
+
+
+def schema_problems(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Problem]]:
+    """Validate a document against a kind; one problem per field, at the field's place."""
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        grouped: dict[Path_, tuple[list[str], bool]] = {}
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            rule = (err.get("ctx") or {}).get("error")
+            if isinstance(rule, S.RuleError):
+                loc = loc + rule.field
+            real = _walk_real_path(doc.data, loc)
+            message = _message(err, model, loc)
+            messages, is_key = grouped.setdefault(real, ([], err["type"] == "extra_forbidden"))
+            if message not in messages:
+                messages.append(message)
+        problems = []
+        for real, (messages, is_key) in grouped.items():
+            text = messages[0] if len(messages) == 1 else _merge_union(real, messages)
+            problems.append(doc.problem(real, text, key=is_key))
+        return None, problems
+
+
+def _merge_union(path: Path_, messages: list[str]) -> str:
+    if path[-1:] == ("version",):
+        return _version_message(messages)
+    return "; or ".join(messages)
+
+
+def _discover(directory: Path, skip: list[Path]) -> list[Path]:
+    files = []
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if any(s == path or s in path.parents for s in skip):
+            continue
+        if path.suffix in (".yaml", ".yml") and path.is_file() and rel != Path(PROJECT_FILE):
+            files.append(path)
+    return files
+
+
+def _load_project_file(directory: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
+    path = directory / PROJECT_FILE
+    if not path.is_file():
+        problems.append(Problem(str(path), 0, 0, "", f"there is no {PROJECT_FILE} in {directory}"))
+        return None
+    docs = read_documents(path, problems)
+    if not docs:
+        return None
+    if len(docs) > 1:
+        problems.append(docs[1].problem((), f"{PROJECT_FILE} must hold one Project document"))
+    doc = docs[0]
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "the document must be a mapping of fields"))
+        return None
+    project, found = schema_problems(doc, S.Project)
+    problems.extend(found)
+    return (doc, project) if project is not None else None
+
+
+def _check_registry(
+    loaded: LoadedServing, registry: Registry, problems: list[Problem]
+) -> None:
+    model = loaded.serving.spec.model
+    try:
+        registry.model_dir(model.name)
+    except RegistryError as exc:
+        problems.append(loaded.problem(("spec", "model", "name"), str(exc)))
+        return
+    try:
+        registry.resolve(model.name, model.version)
+    except RegistryError as exc:
+        problems.append(loaded.problem(("spec", "model", "version"), str(exc)))
+    transformer = loaded.serving.spec.transformer
+    if transformer is not None:
+        where = ("spec", "transformer", "script")
+        try:
+            script = registry.resolve_relative(transformer.script, "transformer script")
+        except RegistryError as exc:
+            problems.append(loaded.problem(where, str(exc)))
+            return
+        if not script.is_file():
+            problems.append(loaded.problem(where, f"{transformer.script} is not in the registry"))
+
+
+def _cross_checks(
+    servings: list[LoadedServing], project: S.Project | None, problems: list[Problem]
+) -> None:
+    seen: dict[str, LoadedServing] = {}
+    for loaded in servings:
+        first = seen.get(loaded.name)
+        if first is not None:
+            line = first.doc.position(("metadata", "name"))[0]
+            from declserve.errors import display_path
+
+            problems.append(
+                loaded.problem(
+                    ("metadata", "name"),
+                    f"serving {loaded.name!r} is defined twice; "
+                    f"first in {display_path(str(first.doc.file))}:{line}",
+                )
+            )
+        else:
+            seen[loaded.name] = loaded
+        if project is not None and loaded.serving.spec.tool is S.Tool.KSERVE:
+            if project.spec.backend.type != "kubernetes":
+                problems.append(
+                    loaded.problem(
+                        ("spec", "tool"),
+                        f"tool 'kserve' needs the 'kubernetes' backend; "
+                        f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
+                    )
+                )
+
+
+def registry_root(directory: Path, project: S.Project) -> Path:
+    root = Path(project.spec.registry)
+    return root if root.is_absolute() else directory / root
+
+
+def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
+    """Load and check everything; the project is None when any problem was found."""
+    directory = Path(directory)
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        problems.append(Problem(str(directory), 1, 1, "", "the project directory does not exist"))
+        return None, problems
+    loaded_project = _load_project_file(directory, problems)
+    project_doc, project = loaded_project if loaded_project else (None, None)
+    registry = None
+    skip: list[Path] = []
+    if project is not None:
+        root = registry_root(directory, project)
+        registry = Registry(root)
+        skip.append(root.resolve() if root.exists() else root)
+        try:
+            registry.check_root()
+        except Exception as exc:  # RegistryError: the project file points at a bad root
+            assert project_doc is not None
+            problems.append(project_doc.problem(("spec", "registry"), str(exc)))
+            registry = None
+    servings: list[LoadedServing] = []
+    for path in _discover(directory, [s for s in skip]):
+        for doc in read_documents(path, problems):
+            servings.extend(_load_serving(doc, problems))
+    _cross_checks(servings, project, problems)
+    if registry is not None:
+        for loaded in servings:
+            _check_registry(loaded, registry, problems)
+    if problems or project is None or registry is None or project_doc is None:
+        return None, _sorted(problems)
+    return LoadedProject(directory, project, project_doc, tuple(servings), registry), []
+
+
+def _load_serving(doc: Document, problems: list[Problem]) -> list[LoadedServing]:
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "a document must be a mapping of fields, such as a Serving"))
+        return []
+    if doc.data.get("kind") == "Project":
+        problems.append(doc.problem(("kind",), f"a Project belongs in {PROJECT_FILE} only"))
+        return []
+    serving, found = schema_problems(doc, S.Serving)
+    problems.extend(found)
+    return [LoadedServing(serving, doc)] if serving is not None else []
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column, p.field))
+
+
+def load_project(directory: Path) -> LoadedProject:
+    """The validated project, or an InputError carrying every problem found."""
+    project, problems = collect(directory)
+    if project is None:
+        raise InputError(problems)
+    return project

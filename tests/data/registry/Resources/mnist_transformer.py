@@ -1,0 +1,1 @@
+def preprocess(x): return x
