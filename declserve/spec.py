@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -138,11 +139,29 @@ def format_memory(amount: int) -> str:
     return str(amount)
 
 
+_CPU_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?m?$"},
+    ]
+}
+_MEMORY_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 6 * 2**20},
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?([kMGTP]|[KMGTP]i)?$"},
+    ]
+}
+
+
 class Resources(StrictModel):
     """Limits of one replica; quantities are spelled as in Kubernetes."""
 
-    cpu: str = Field(default="1", description="CPU cores, e.g. 1, 0.5 or '500m'.")
-    memory: str = Field(default="1Gi", description="Memory, e.g. '512Mi' or '1Gi'.")
+    cpu: Annotated[str, WithJsonSchema(_CPU_SCHEMA)] = Field(
+        default="1", description="CPU cores, e.g. 1, 0.5 or '500m'."
+    )
+    memory: Annotated[str, WithJsonSchema(_MEMORY_SCHEMA)] = Field(
+        default="1Gi", description="Memory, e.g. '512Mi' or '1Gi'."
+    )
     gpus: int = Field(default=0, ge=0, le=16, description="Number of GPUs.")
 
     @field_validator("cpu", mode="before")
