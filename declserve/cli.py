@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from declserve import __version__, schemas
+from declserve import __version__, planfile, render, schemas
+from declserve.apply import Status, execute_plan
 from declserve.errors import DeclserveError, InputError
 from declserve.loader import collect
+from declserve.status import project_status
+from declserve.workflow import Workspace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +54,100 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _colour(args: argparse.Namespace) -> bool:
+    import os
+
+    return sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    plan = ws.plan(ws.observe(), prune=args.prune)
+    if args.json:
+        print(planfile.to_json(plan))
+    elif args.markdown:
+        print(render.render_markdown(plan), end="")
+    else:
+        print(render.render_text(plan, _colour(args)), end="")
+    return 2 if args.detailed_exitcode and not plan.summary.empty else 0
+
+
+def _confirm(prompt: str) -> bool:
+    print(prompt, end=" ", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        print()
+        return False
+    return answer.strip() == "yes"
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    live = ws.observe()
+    plan = ws.plan(live, prune=args.prune)
+    print(render.render_text(plan, _colour(args)), end="")
+    if plan.summary.empty:
+        return 0
+    if not args.auto_approve and not _confirm(
+        "\nDo you want to perform these actions? Only 'yes' will be accepted:"
+    ):
+        print("Apply cancelled; nothing was changed.", file=sys.stderr)
+        return 1
+    tty = sys.stdout.isatty()
+
+    def event(address: str, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S") if tty else ""
+        print(f"{stamp} {address}: {message}".strip(), flush=True)
+
+    outcomes = execute_plan(plan, ws.runner(live), parallelism=args.parallelism, event=event)
+    report = render.render_outcomes(outcomes)
+    failed = any(o.status is not Status.DONE for o in outcomes)
+    print(report, end="", file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    rows = project_status(ws.desired, ws.observe(), args.name)
+    if args.name and not rows:
+        raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        served = ",".join(map(str, row["servedVersions"])) or "-"
+        wanted = row["instancesDesired"] if row["instancesDesired"] is not None else "-"
+        print(
+            f"{row['name']:<20} {row['state']:<8} model {row['model']} v{row['configuredVersion']} "
+            f"(served: {served})  instances {row['instancesRunning']}/{wanted}  "
+            f"topic {row['topic'] or '-'}"
+        )
+        for endpoint in row["endpoints"]:
+            print(f"{'':<20} {endpoint}")
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    if args.name not in ws.desired and args.name not in ws.observe().servings:
+        raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
+    for replica, text in ws.backend.logs(args.name, args.tail):
+        for line in text.splitlines():
+            print(f"{replica} | {line}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="declserve", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"declserve {__version__}")
@@ -62,6 +160,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="check the specs without a backend")
     p.add_argument("--json", action="store_true", help="print the problems as JSON")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("plan", parents=[common], help="show what apply would change")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the plan as JSON")
+    out.add_argument("--markdown", action="store_true", help="print Markdown for a pull request")
+    p.add_argument("--no-color", action="store_true", help="never colour the output")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 2 when there are changes, 0 when none, 1 on error")
+    p.add_argument("--prune", action="store_true", help="delete servings that have no spec")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("apply", parents=[common], help="carry out the plan")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask before applying")
+    p.add_argument("--prune", action="store_true", help="delete servings that have no spec")
+    p.add_argument("--parallelism", type=_positive, default=10, metavar="N",
+                   help="changes carried out at once (default 10)")
+    p.add_argument("--no-color", action="store_true", help="never colour the output")
+    p.set_defaults(func=_cmd_apply)
+
+    p = sub.add_parser("status", parents=[common], help="state, versions, instances, endpoints")
+    p.add_argument("name", nargs="?", help="one serving (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("logs", parents=[common], help="show a serving's logs")
+    p.add_argument("name", help="the serving")
+    p.add_argument("--tail", type=_positive, default=100, metavar="N", help="lines per replica")
+    p.set_defaults(func=_cmd_logs)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a kind")
     p.add_argument("kind", nargs="?", help="Serving or Project (default: all)")

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from declserve import spec
+from declserve import planfile, spec
 
-KINDS: dict[str, type[BaseModel]] = dict(spec.KINDS)
+KINDS: dict[str, type[BaseModel]] = {**spec.KINDS, "Plan": planfile.PlanDoc}
 
 
 def file_name(kind: str) -> str:

@@ -326,6 +326,9 @@ class DockerBackend(StrictModel):
         default="127.0.0.1", description="Host address the REST ports are published on."
     )
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    pull_policy: Literal["if-not-present", "never"] = Field(
+        default="if-not-present", description="Whether apply may pull a missing image."
+    )
     state_dir: str | None = Field(
         default=None,
         description="Host directory for model config files; default /var/lib/declserve.",

@@ -1,0 +1,428 @@
+"""The Docker backend: a serving is `instances` TensorFlow Serving containers on one engine.
+
+Each container mounts the model directory read-only and a per-serving config directory holding
+the model config file declserve writes; TensorFlow Serving polls that file, so a version bump
+is a file write that every replica reloads in place, old version answering until the new one is
+AVAILABLE. Limits change with `docker update`; anything else is a rolling recreate (new
+container ready before the old one goes). Only this module talks to the Docker engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest, Mount
+
+from declserve import spec as S
+from declserve.backends import docker_essence as E
+from declserve.backends import tfserving as tfs
+from declserve.backends.base import Say
+from declserve.desired import DesiredServing
+from declserve.errors import BackendUnavailable, Conflict, NotReady, Rejected
+from declserve.live import Blocker, LiveReplica, LiveServing, LiveState
+from declserve.plan import Action, DesiredResource, ResourceChange, kept_and_extra, field_diff
+
+IN_PLACE = frozenset({"resources.cpu", "resources.memory", "running"})
+DEFAULT_STATE_ROOT = "/var/lib/declserve"
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    project: str
+    image: str
+    bind_address: str
+    restart_policy: str
+    state_root: Path
+    poll_seconds: int
+    ready_timeout: float
+    pull_policy: str
+    base_url: str | None = None
+
+    @classmethod
+    def from_project(cls, project: S.Project, image_override: str | None = None) -> "DockerSettings":
+        b = project.spec.backend
+        assert isinstance(b, S.DockerBackend)
+        return cls(
+            project=project.name,
+            image=image_override or b.image,
+            bind_address=b.bind_address,
+            restart_policy=b.restart_policy,
+            state_root=Path(b.state_dir or DEFAULT_STATE_ROOT) / project.name,
+            poll_seconds=b.poll_seconds,
+            ready_timeout=float(b.ready_timeout_seconds),
+            pull_policy=b.pull_policy,
+            base_url=b.base_url,
+        )
+
+
+def connect(base_url: str | None) -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+        client.ping()
+        return client
+    except (docker.errors.DockerException, OSError) as exc:
+        where = base_url or os.environ.get("DOCKER_HOST") or "the local socket"
+        raise BackendUnavailable(
+            f"cannot reach the Docker engine at {where}: is dockerd running?"
+        ) from exc
+
+
+class DockerBackend:
+    kind = "docker"
+    replace_fields = frozenset({"model.name"})
+
+    def __init__(self, settings: DockerSettings, client: docker.DockerClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or connect(settings.base_url)
+        self.api = self.client.api
+
+    # ---- naming -------------------------------------------------------------------------
+    def identity(self) -> str:
+        return f"docker:{self.api.base_url}"
+
+    def container_name(self, serving: str, index: int) -> str:
+        return f"{self.settings.project}-{serving}-{index}"
+
+    def config_dir(self, serving: str) -> Path:
+        return self.settings.state_root / serving
+
+    @property
+    def _host(self) -> str:
+        bind = self.settings.bind_address
+        return "127.0.0.1" if bind in ("0.0.0.0", "") else bind
+
+    # ---- desired (pure) -----------------------------------------------------------------
+    def desired_resource(self, desired: DesiredServing) -> DesiredResource:
+        s = self.settings
+        return DesiredResource(
+            kind="serving",
+            name=desired.name,
+            essence=E.desired_serving_essence(desired),
+            replica_essence=E.desired_replica_essence(desired, s.image, s.restart_policy, s.poll_seconds),
+            instances=desired.spec.instances,
+        )
+
+    # ---- reading ------------------------------------------------------------------------
+    def _inspect_all(self, ids: list[str]) -> list[dict[str, Any]]:
+        def one(cid: str) -> dict[str, Any] | None:
+            try:
+                return self.api.inspect_container(cid)
+            except docker.errors.NotFound:
+                return None  # removed between list and inspect
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return [a for a in pool.map(one, ids) if a is not None]
+
+    def _list(self) -> list[dict[str, Any]]:
+        try:
+            return self.api.containers(all=True)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise BackendUnavailable(f"cannot list containers on the Docker engine: {exc}") from exc
+
+    def _is_ours(self, labels: dict[str, str]) -> bool:
+        return labels.get(E.LABEL_PROJECT) == self.settings.project and E.LABEL_SERVING in labels
+
+    def _blockers(self, raw: list[dict[str, Any]], names: set[str]) -> list[Blocker]:
+        pattern = re.compile(rf"^/?{re.escape(self.settings.project)}-(.+)-(\d+)(-next)?$")
+        out = []
+        for c in raw:
+            if self._is_ours(c.get("Labels") or {}):
+                continue
+            for n in c.get("Names") or ():
+                m = pattern.match(n)
+                if m and m.group(1) in names:
+                    owner = (c.get("Labels") or {}).get(E.LABEL_PROJECT)
+                    why = f"managed by project {owner!r}" if owner else "not managed by declserve"
+                    out.append(Blocker(n.lstrip("/"), m.group(1), why))
+        return out
+
+    def _endpoint(self, attrs: dict[str, Any]) -> str | None:
+        ports = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{tfs.REST_PORT}/tcp")
+        if not ports:
+            return None
+        return f"http://{self._host}:{ports[0]['HostPort']}"
+
+    def served_versions(self, endpoint: str | None, model: str | None, timeout: float = 1.0) -> tuple[int, ...] | None:
+        if not endpoint or not model:
+            return None
+        try:
+            with urllib.request.urlopen(f"{endpoint}/v1/models/{model}", timeout=timeout) as resp:
+                return tfs.available_versions(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def observe(self, names: set[str]) -> LiveState:
+        raw = self._list()
+        ours = [c["Id"] for c in raw if self._is_ours(c.get("Labels") or {})]
+        inspected = self._inspect_all(ours)
+        by_serving: dict[str, list[dict[str, Any]]] = {}
+        for attrs in inspected:
+            by_serving.setdefault(attrs["Config"]["Labels"][E.LABEL_SERVING], []).append(attrs)
+        probes = []
+        essences = {}
+        for serving, containers in by_serving.items():
+            config_dir = next((d for d in map(E.config_dir_of, containers) if d), None)
+            essences[serving] = E.observed_serving_essence(config_dir)
+            model = essences[serving]["model"]["name"]
+            for attrs in containers:
+                running = bool(attrs["State"].get("Running"))
+                probes.append((attrs, self._endpoint(attrs) if running else None, model))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            versions = list(pool.map(lambda p: self.served_versions(p[1], p[2]), probes))
+        replicas: dict[str, list[LiveReplica]] = {}
+        for (attrs, endpoint, _), served in zip(probes, versions):
+            labels = attrs["Config"]["Labels"]
+            index = labels.get(E.LABEL_INDEX, "")
+            replicas.setdefault(labels[E.LABEL_SERVING], []).append(
+                LiveReplica(
+                    name=attrs["Name"].lstrip("/"),
+                    id=attrs["Id"],
+                    index=int(index) if index.isdigit() else None,
+                    running=bool(attrs["State"].get("Running")),
+                    status=attrs["State"].get("Status", "unknown"),
+                    essence=E.observed_replica_essence(attrs),
+                    endpoint=self._endpoint(attrs),
+                    served_versions=served,
+                )
+            )
+        servings = {
+            name: LiveServing(name, essences[name], tuple(sorted(reps, key=lambda r: r.name)))
+            for name, reps in replicas.items()
+        }
+        return LiveState(servings=servings, blockers=tuple(self._blockers(raw, names)))
+
+    # ---- changing -----------------------------------------------------------------------
+    def apply_change(
+        self, change: ResourceChange, desired: DesiredServing | None, live: LiveServing | None, say: Say
+    ) -> None:
+        if change.action is Action.DELETE:
+            self._delete(change.name, live, say)
+            return
+        assert desired is not None
+        if change.action is Action.REPLACE and live is not None:
+            self._delete(change.name, live, say)
+            live = None
+        self._converge(desired, live, say)
+
+    def _delete(self, name: str, live: LiveServing | None, say: Say) -> None:
+        for r in live.replicas if live else ():
+            say(f"removing {r.name}")
+            self._remove(r.id)
+        shutil.rmtree(self.config_dir(name), ignore_errors=True)
+
+    def _remove(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _write_files(self, desired: DesiredServing) -> None:
+        """Model config (and batching) files, each replaced atomically so a poll never reads half."""
+        directory = self.config_dir(desired.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        _atomic_write(directory / tfs.MODEL_CONFIG, tfs.model_config_text(desired.spec.model.name, desired.version))
+        batching = directory / tfs.BATCHING_CONFIG
+        if desired.spec.batching.enabled:
+            _atomic_write(batching, tfs.batching_config_text(desired.spec.batching.parameters()))
+        elif batching.exists():
+            batching.unlink()
+
+    def _converge(self, desired: DesiredServing, live: LiveServing | None, say: Say) -> None:
+        res = self.desired_resource(desired)
+        wanted = desired.spec.instances
+        self._write_files(desired)
+        kept, extra = kept_and_extra(live.replicas if live else (), wanted)
+        slots: list[tuple[LiveReplica, int | None]] = []
+        used: set[int] = set()
+        for r in kept:
+            own = r.index if r.index is not None and r.index < wanted and r.index not in used else None
+            if own is not None:
+                used.add(own)
+            slots.append((r, own))
+        free = [i for i in range(wanted) if i not in used]
+        assert res.replica_essence is not None
+        ready: list[str] = []
+        for r, own in slots:
+            paths = {p for p, _, _ in field_diff(r.essence, res.replica_essence)}
+            if own is None:
+                paths.add("index")  # a container started by hand: renumber it
+            if not paths:
+                ready.append(r.id)
+            elif paths <= IN_PLACE:
+                self._change_in_place(r, desired, paths, say)
+                ready.append(r.id)
+            else:
+                index = own if own is not None else free.pop(0)
+                say(f"recreating {r.name} ({', '.join(sorted(paths))})")
+                ready.append(self._recreate(r, desired, res, index, say))
+        for index in free:
+            say(f"creating {self.container_name(desired.name, index)}")
+            ready.append(self._create(desired, res, index, self.container_name(desired.name, index)))
+        if desired.spec.state is S.DesiredState.RUNNING:
+            self.wait_ready(desired, ready, say)
+        for r in extra:
+            say(f"removing extra replica {r.name}")
+            self._remove(r.id)
+
+    def _change_in_place(self, r: LiveReplica, desired: DesiredServing, paths: set[str], say: Say) -> None:
+        container = self.client.containers.get(r.id)
+        if paths & {"resources.cpu", "resources.memory"}:
+            res = desired.spec.resources
+            say(f"updating limits of {r.name}")
+            container.update(
+                nano_cpus=int(res.cpu_cores * 10**9),
+                mem_limit=res.memory_bytes,
+                memswap_limit=res.memory_bytes,
+            )
+        if "running" in paths:
+            if desired.spec.state is S.DesiredState.RUNNING:
+                say(f"starting {r.name}")
+                container.start()
+            else:
+                say(f"stopping {r.name}")
+                container.stop(timeout=10)
+
+    def _recreate(self, r: LiveReplica, desired: DesiredServing, res: DesiredResource, index: int, say: Say) -> str:
+        final = self.container_name(desired.name, index)
+        temporary = final if r.name != final else f"{final}-next"
+        for leftover in self._ids_named(temporary):
+            if leftover != r.id:
+                self._remove(leftover)  # from an apply killed mid-way
+        new_id = self._create(desired, res, index, temporary)
+        if desired.spec.state is S.DesiredState.RUNNING:
+            self.wait_ready(desired, [new_id], say)
+        self._remove(r.id)
+        if temporary != final:
+            self.api.rename(new_id, final)
+        return new_id
+
+    def _ids_named(self, name: str) -> list[str]:
+        return [c["Id"] for c in self.api.containers(all=True, filters={"name": f"^/{name}$"})]
+
+    def _labels(self, desired: DesiredServing, res: DesiredResource, index: int) -> dict[str, str]:
+        user = dict(desired.serving.metadata.labels)
+        assert res.replica_essence is not None and res.instances is not None
+        return {
+            **user,
+            E.LABEL_MANAGED: E.MANAGER,
+            E.LABEL_PROJECT: self.settings.project,
+            E.LABEL_SERVING: desired.name,
+            E.LABEL_INDEX: str(index),
+            E.LABEL_MODEL: desired.spec.model.name,
+            E.LABEL_USER_KEYS: ",".join(sorted(user)),
+            E.LABEL_SPEC_HASH: E.spec_hash(res.essence, res.replica_essence, res.instances),
+        }
+
+    def _ensure_image(self) -> None:
+        image = self.settings.image
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        if self.settings.pull_policy == "never":
+            raise Rejected(f"image {image} is not on the Docker engine and pullPolicy is 'never'")
+        try:
+            self.client.images.pull(image)
+        except docker.errors.DockerException as exc:
+            raise Rejected(f"image {image} is not on the Docker engine and could not be pulled") from exc
+
+    def _create(self, desired: DesiredServing, res: DesiredResource, index: int, name: str) -> str:
+        self._ensure_image()
+        spec = desired.spec
+        gpus = spec.resources.gpus
+        policy = {"Name": self.settings.restart_policy}
+        if self.settings.restart_policy == "on-failure":
+            policy["MaximumRetryCount"] = 5
+        try:
+            container = self.client.containers.create(
+                self.settings.image,
+                name=name,
+                entrypoint=["tensorflow_model_server"],
+                command=tfs.server_args(self.settings.poll_seconds, spec.batching.enabled),
+                labels=self._labels(desired, res, index),
+                mounts=[
+                    Mount(f"{tfs.MODELS_MOUNT}/{spec.model.name}", str(desired.model_dir), type="bind", read_only=True),
+                    Mount(tfs.CONFIG_DIR, str(self.config_dir(desired.name)), type="bind", read_only=True),
+                ],
+                ports={f"{tfs.REST_PORT}/tcp": (self.settings.bind_address, None)},
+                nano_cpus=int(spec.resources.cpu_cores * 10**9),
+                mem_limit=spec.resources.memory_bytes,
+                memswap_limit=spec.resources.memory_bytes,
+                device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None,
+                restart_policy=policy,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise Conflict(f"container name {name} is already in use by another container") from exc
+            raise Rejected(f"the Docker engine refused to create {name}: {exc.explanation}") from exc
+        if spec.state is S.DesiredState.RUNNING:
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise Rejected(f"the Docker engine could not start {name}: {exc.explanation}") from exc
+        return str(container.id)
+
+    def wait_ready(self, desired: DesiredServing, ids: list[str], say: Say) -> None:
+        """Every replica serves exactly the target version, or NotReady with the reason."""
+        if not ids:
+            return
+        model, version = desired.spec.model.name, desired.version
+        say(f"waiting for version {version} on {len(ids)} replica(s)")
+        deadline = time.monotonic() + self.settings.ready_timeout
+        pending = set(ids)
+        last: dict[str, Any] = {}
+        while pending:
+            for cid in sorted(pending):
+                attrs = self.api.inspect_container(cid)
+                if not attrs["State"].get("Running"):
+                    logs = self.api.logs(cid, tail=5).decode(errors="replace").strip()
+                    raise NotReady(
+                        f"{attrs['Name'].lstrip('/')} stopped ({attrs['State'].get('Status')}) "
+                        f"before serving version {version}: {logs[-400:]}"
+                    )
+                served = self.served_versions(self._endpoint(attrs), model)
+                last[cid] = served
+                if served == (version,):
+                    pending.discard(cid)
+            if pending and time.monotonic() > deadline:
+                detail = ", ".join(f"{cid[:12]} serves {last.get(cid)}" for cid in sorted(pending))
+                raise NotReady(
+                    f"serving {desired.name} did not serve version {version} within "
+                    f"{self.settings.ready_timeout:.0f}s ({detail})"
+                )
+            if pending:
+                time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
+
+    # ---- reading for humans -------------------------------------------------------------
+    def logs(self, name: str, tail: int) -> list[tuple[str, str]]:
+        live = self.observe({name}).servings.get(name)
+        if live is None:
+            raise Rejected(f"serving {name!r} has no containers on the Docker engine")
+        return [
+            (r.name, self.api.logs(r.id, tail=tail, timestamps=False).decode(errors="replace"))
+            for r in live.replicas
+        ]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,103 @@
+"""The plan as a JSON document: `plan --json` prints it, and its schema is `schema/plan.schema.json`.
+
+The shape follows Terraform's `resource_changes` closely enough that tools written for it feel
+at home: an address, `actions` (`["delete", "create"]` for a replace), and each changed field
+with `before` and `after`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from declserve import __version__
+from declserve.plan import Action, Plan
+
+TERRAFORM_ACTIONS = {
+    Action.CREATE: ["create"],
+    Action.UPDATE: ["update"],
+    Action.START: ["update"],
+    Action.STOP: ["update"],
+    Action.REPLACE: ["delete", "create"],
+    Action.DELETE: ["delete"],
+}
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldChangeDoc(_Doc):
+    path: str
+    before: Any = Field(description="null when the field is absent before")
+    after: Any = Field(description="null when the field is absent after")
+    replica: str | None = Field(default=None, description="set when only this replica differs")
+
+
+class ResourceChangeDoc(_Doc):
+    address: str
+    kind: Literal["serving", "topic"]
+    name: str
+    action: Action
+    actions: list[Literal["create", "update", "delete"]]
+    symbol: Literal["+", "~", "-/+", "-"]
+    reason: str
+    depends_on: list[str]
+    changes: list[FieldChangeDoc]
+
+
+class SummaryDoc(_Doc):
+    add: int = Field(ge=0)
+    change: int = Field(ge=0)
+    destroy: int = Field(ge=0)
+
+
+class PlanDoc(_Doc):
+    """The plan of one project against its backend's live state."""
+
+    format_version: Literal["1"] = "1"
+    declserve_version: str
+    project: str
+    backend: str
+    changes_present: bool
+    summary: SummaryDoc
+    resource_changes: list[ResourceChangeDoc]
+    pinned_versions: dict[str, int]
+    warnings: list[str]
+    live_fingerprint: str
+
+
+def to_doc(plan: Plan) -> PlanDoc:
+    s = plan.summary
+    return PlanDoc(
+        declserve_version=__version__,
+        project=plan.project,
+        backend=plan.backend,
+        changes_present=not s.empty,
+        summary=SummaryDoc(add=s.add, change=s.change, destroy=s.destroy),
+        resource_changes=[
+            ResourceChangeDoc(
+                address=c.address,
+                kind=c.kind,  # type: ignore[arg-type]
+                name=c.name,
+                action=c.action,
+                actions=TERRAFORM_ACTIONS[c.action],  # type: ignore[arg-type]
+                symbol=c.symbol,  # type: ignore[arg-type]
+                reason=c.reason,
+                depends_on=list(c.depends_on),
+                changes=[
+                    FieldChangeDoc(path=f.path, before=f.before, after=f.after, replica=f.replica)
+                    for f in c.changes
+                ],
+            )
+            for c in plan.changes
+        ],
+        pinned_versions=plan.pinned_versions,
+        warnings=list(plan.warnings),
+        live_fingerprint=plan.live_fingerprint,
+    )
+
+
+def to_json(plan: Plan) -> str:
+    return to_doc(plan).model_dump_json(indent=2)
