@@ -1,0 +1,24 @@
+"""Fixtures for tests against the real Docker engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.backends.docker.project import TestProject
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, tfs_double_image: str, docker_client: object) -> Iterator[Callable[..., TestProject]]:
+    made: list[TestProject] = []
+
+    def make(**kw: object) -> TestProject:
+        project = TestProject(tmp_path, tfs_double_image, **kw)  # type: ignore[arg-type]
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        project.cleanup()

@@ -1,0 +1,121 @@
+"""A throwaway declserve project on the real Docker engine, for tests.
+
+Each project has a unique name, its own copy of the example registry and its own state
+directory, runs the TensorFlow Serving double image (the real image cannot be pulled here), and
+removes every container it labelled when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples" / "servings"
+
+
+class TestProject:
+    __test__ = False  # not a test class
+
+    def __init__(self, base: Path, image: str, *, project_file: dict[str, Any] | None = None) -> None:
+        self.name = "t" + uuid.uuid4().hex[:8]
+        self.root = base / self.name
+        self.root.mkdir(parents=True)
+        shutil.copytree(EXAMPLES / "registry", self.root / "registry")
+        self.state_dir = base / f"{self.name}-state"
+        self.image = image
+        doc = project_file or {
+            "apiVersion": "declserve.io/v1",
+            "kind": "Project",
+            "metadata": {"name": self.name},
+            "spec": {"registry": "registry", "backend": {}},
+        }
+        doc["metadata"]["name"] = self.name
+        doc["spec"]["registry"] = "registry"
+        doc["spec"]["backend"].update(
+            type="docker", image=image, stateDir=str(self.state_dir), pullPolicy="never",
+            pollSeconds=1, readyTimeoutSeconds=60,
+        )
+        self.write("declserve.yaml", doc)
+
+    def write(self, relative: str, *docs: dict[str, Any]) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return path
+
+    def serving(self, name: str, *, model: str = "mnist", version: int | str = 1, **spec: Any) -> Path:
+        body = {"model": {"name": model, "version": version}, "resources": {"cpu": "250m", "memory": "128Mi"}}
+        body.update(spec)
+        doc = {"apiVersion": "declserve.io/v1", "kind": "Serving", "metadata": {"name": name}, "spec": body}
+        return self.write(f"servings/{name}.yaml", doc)
+
+    def remove_serving(self, name: str) -> None:
+        (self.root / "servings" / f"{name}.yaml").unlink()
+
+    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "declserve.cli", args[0], "-C", str(self.root), *args[1:]]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        )
+
+    def ok(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = self.run(*args, timeout=timeout)
+        assert result.returncode == 0, f"declserve {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def apply(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.ok("apply", "--auto-approve", "--no-color", *args)
+
+    def plan(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.ok("plan", "--json", *args).stdout)
+
+    def detailed_exitcode(self) -> int:
+        return self.run("plan", "--detailed-exitcode", "--no-color").returncode
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {row["name"]: row for row in json.loads(self.ok("status", "--json").stdout)}
+
+    def containers(self, serving: str | None = None) -> list[dict[str, Any]]:
+        label = f"declserve.io/project={self.name}"
+        out = subprocess.run(
+            ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{json .}}"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        if serving is not None:
+            rows = [r for r in rows if f"declserve.io/serving={serving}" in r["Labels"]]
+        return rows
+
+    def cleanup(self) -> None:
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=declserve.io/project={self.name}"],
+            capture_output=True, text=True,
+        ).stdout.split()
+        ids += subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"name=^/{self.name}-"], capture_output=True, text=True
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *sorted(set(ids))], capture_output=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def changes(plan: dict[str, Any], address: str) -> set[tuple[Any, ...]]:
+    """The changed fields of one resource in a plan --json document, as comparable tuples."""
+    for rc in plan["resource_changes"]:
+        if rc["address"] == address:
+            return {(c["path"], json.dumps(c["before"]), json.dumps(c["after"]), c["replica"]) for c in rc["changes"]}
+    raise AssertionError(f"{address} is not in the plan: {[rc['address'] for rc in plan['resource_changes']]}")
+
+
+def field(path: str, before: Any, after: Any, replica: str | None = None) -> tuple[Any, ...]:
+    return (path, json.dumps(before), json.dumps(after), replica)

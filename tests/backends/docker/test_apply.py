@@ -1,0 +1,171 @@
+"""Plan and apply against the real Docker engine: create, converge, change, prune, conflicts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from tests.backends.docker.project import EXAMPLES, ROOT, TestProject, changes, field
+from tests.backends.docker.traffic import SteadyClient, predict, served_version
+
+
+def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) -> None:
+    project: TestProject = make_project()
+    shutil.copytree(EXAMPLES / "servings", project.root / "servings")
+    assert project.containers() == []
+    project.apply()
+    status = project.status()
+    specs = [d for f in (project.root / "servings").glob("*.yaml") for d in yaml.safe_load_all(f.read_text())]
+    assert set(status) == {d["metadata"]["name"] for d in specs}
+    for doc in specs:
+        row = status[doc["metadata"]["name"]]
+        wanted = doc["spec"].get("instances", 1)
+        if doc["spec"].get("state", "running") == "stopped":
+            assert row["state"] == "stopped" and len(project.containers(row["name"])) == wanted
+            continue
+        assert row["state"] == "running" and row["instancesRunning"] == wanted
+        assert len(row["endpoints"]) == wanted
+        for url in row["endpoints"]:
+            assert served_version(url) == str(row["desiredVersion"])
+    again = project.run("plan", "--detailed-exitcode", "--no-color")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes." in again.stdout
+
+
+def test_version_bump_under_load_drops_no_request(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist", version=1, instances=2)
+    project.apply()
+    endpoints = project.status()["mnist"]["endpoints"]
+    assert len(endpoints) == 2
+    project.serving("mnist", version=2, instances=2)
+    plan = project.plan()
+    assert changes(plan, "serving.mnist") == {field("model.version", 1, 2)}
+    with SteadyClient(endpoints) as client:
+        project.apply()
+    assert client.failures == [], client.failures[:5]
+    assert client.ok > 20 and client.versions >= {"1", "2"}
+    for url in endpoints:  # the same containers, reloaded in place
+        assert served_version(url) == "2"
+    assert project.status()["mnist"]["endpoints"] == endpoints
+
+
+def test_scale_up_and_down(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist", instances=1)
+    project.apply()
+    project.serving("mnist", instances=3)
+    assert changes(project.plan(), "serving.mnist") == {field("instances", 1, 3)}
+    project.apply()
+    assert project.status()["mnist"]["instancesRunning"] == 3
+    project.serving("mnist", instances=1)
+    plan = project.plan()
+    assert ("instances", "3", "1", None) in changes(plan, "serving.mnist")
+    project.apply()
+    assert len(project.containers("mnist")) == 1 and project.detailed_exitcode() == 0
+
+
+def test_stop_keeps_containers_and_start_serves_again(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist", instances=2)
+    project.apply()
+    project.serving("mnist", instances=2, state="stopped")
+    plan = project.plan()
+    (rc,) = plan["resource_changes"]
+    assert rc["action"] == "stop" and changes(plan, "serving.mnist") == {field("running", True, False)}
+    project.apply()
+    rows = project.containers("mnist")
+    assert len(rows) == 2 and all(r["State"] == "exited" for r in rows)
+    project.serving("mnist", instances=2, state="running")
+    assert project.plan()["resource_changes"][0]["action"] == "start"
+    project.apply()
+    for url in project.status()["mnist"]["endpoints"]:
+        assert served_version(url) == "1"
+    assert project.detailed_exitcode() == 0
+
+
+def test_batching_on_recreates_with_the_batching_file(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist")
+    project.apply()
+    batching = {"enabled": True, "maxBatchSize": 16, "batchTimeoutMicros": 1000, "allowedBatchSizes": [4, 16]}
+    project.serving("mnist", batching=batching)
+    assert changes(project.plan(), "serving.mnist") == {
+        field("batching", False, True),
+        field("batchingParameters.allowed_batch_sizes", None, [4, 16]),
+        field("batchingParameters.batch_timeout_micros", None, 1000),
+        field("batchingParameters.max_batch_size", None, 16),
+    }
+    project.apply()
+    (row,) = project.containers("mnist")
+    inspect = json.loads(subprocess.run(["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True).stdout)[0]
+    assert "--enable_batching=true" in inspect["Args"]
+    text = (project.state_dir / project.name / "mnist" / "batching.config").read_text()
+    assert "max_batch_size { value: 16 }" in text
+    assert served_version(project.status()["mnist"]["endpoints"][0]) == "1"
+    assert project.detailed_exitcode() == 0
+
+
+def test_resources_change_in_place(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist")
+    project.apply()
+    before = {r["ID"] for r in project.containers("mnist")}
+    project.serving("mnist", resources={"cpu": "500m", "memory": "256Mi"})
+    assert changes(project.plan(), "serving.mnist") == {
+        field("resources.cpu", "250m", "500m"), field("resources.memory", "128Mi", "256Mi"),
+    }
+    project.apply()
+    (row,) = project.containers("mnist")
+    assert {row["ID"]} == before  # docker update, no restart
+    inspect = json.loads(subprocess.run(["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True).stdout)[0]
+    assert inspect["HostConfig"]["NanoCpus"] == 500_000_000 and inspect["HostConfig"]["Memory"] == 256 * 2**20
+    assert project.detailed_exitcode() == 0
+
+
+def test_unmanaged_container_in_the_way_fails_the_plan(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist")
+    squatter = f"{project.name}-mnist-0"
+    subprocess.run(["docker", "create", "--name", squatter, project.image], check=True, capture_output=True)
+    result = project.run("plan", "--no-color")
+    assert result.returncode == 1
+    assert squatter in result.stderr and "not managed by declserve" in result.stderr
+    assert project.run("apply", "--auto-approve").returncode == 1
+    assert project.containers() == []  # nothing created
+
+
+def test_removed_spec_is_deleted_only_with_prune(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist")
+    project.serving("iris", model="iris")
+    project.apply()
+    project.remove_serving("iris")
+    plan = project.plan()
+    assert plan["resource_changes"] == [] and any("--prune" in w for w in plan["warnings"])
+    project.apply()
+    assert len(project.containers("iris")) == 1
+    pruned = project.plan("--prune")
+    assert [(rc["address"], rc["action"]) for rc in pruned["resource_changes"]] == [("serving.iris", "delete")]
+    project.apply("--prune")
+    assert project.containers("iris") == [] and len(project.containers("mnist")) == 1
+
+
+def test_json_plan_validates_against_its_schema_and_markdown_starts_with_summary(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist")
+    plan = project.plan()
+    schema = json.loads((ROOT / "schema" / "plan.schema.json").read_text())
+    jsonschema.validate(plan, schema)
+    assert plan["summary"] == {"add": 1, "change": 0, "destroy": 0} and plan["changes_present"]
+    markdown = project.ok("plan", "--markdown").stdout
+    assert markdown.splitlines()[0].startswith("### declserve plan for") and "1 to add" in markdown.splitlines()[0]
+    assert "<details>" in markdown
+    text = project.ok("plan", "--no-color").stdout
+    assert "+ serving.mnist" in text and text.rstrip().endswith("Plan: 1 to add, 0 to change, 0 to destroy.")
+    assert "\x1b[" not in text

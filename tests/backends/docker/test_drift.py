@@ -1,0 +1,105 @@
+"""Drift made by hand with the docker CLI shows as exactly that change, and apply repairs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.backends.docker.project import TestProject, changes, field
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def running(make_project) -> TestProject:
+    project: TestProject = make_project()
+    project.serving("mnist", version=2, instances=2)
+    project.apply()
+    assert project.detailed_exitcode() == 0
+    return project
+
+
+def _repair(project: TestProject) -> None:
+    assert project.detailed_exitcode() == 2
+    project.apply()
+    assert project.detailed_exitcode() == 0
+
+
+def test_container_removed(running: TestProject) -> None:
+    docker("rm", "-f", f"{running.name}-mnist-1")
+    assert changes(running.plan(), "serving.mnist") == {field("instances", 1, 2)}
+    _repair(running)
+    assert len(running.containers("mnist")) == 2
+
+
+def test_container_stopped(running: TestProject) -> None:
+    name = f"{running.name}-mnist-0"
+    docker("stop", "-t", "1", name)
+    assert changes(running.plan(), "serving.mnist") == {field("running", False, True, name)}
+    _repair(running)
+    assert all(r["State"] == "running" for r in running.containers("mnist"))
+
+
+def test_extra_container_with_the_serving_labels(running: TestProject) -> None:
+    extra = f"{running.name}-handmade"
+    docker("run", "-d", "--name", extra, "--label", f"declserve.io/project={running.name}",
+           "--label", "declserve.io/serving=mnist", "--entrypoint", "tensorflow_model_server",
+           running.image, "--model_name=mnist", "--model_base_path=/nonexistent")
+    assert changes(running.plan(), "serving.mnist") == {
+        field("instances", 3, 2), field("replica", extra, None, extra),
+    }
+    _repair(running)
+    assert extra not in {r["Names"] for r in running.containers("mnist")}
+
+
+def test_model_config_file_edited(running: TestProject) -> None:
+    config = running.state_dir / running.name / "mnist" / "models.config"
+    config.write_text(config.read_text().replace("versions: 2", "versions: 1"))
+    assert changes(running.plan(), "serving.mnist") == {field("model.version", 1, 2)}
+    _repair(running)
+    assert "versions: 2" in config.read_text()
+
+
+def test_limit_changed(running: TestProject) -> None:
+    name = f"{running.name}-mnist-1"
+    docker("update", "--cpus", "1.5", name)
+    assert changes(running.plan(), "serving.mnist") == {field("resources.cpu", "1.5", "250m", name)}
+    _repair(running)
+
+
+def test_apply_killed_midway_leaves_exactly_the_remaining_work(make_project) -> None:
+    project: TestProject = make_project()
+    names = ["a1", "a2", "a3", "a4"]
+    for n in names:
+        project.serving(n, instances=2)
+    command = [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root),
+               "--auto-approve", "--no-color", "--parallelism", "1"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             stdin=subprocess.DEVNULL)
+    done: list[str] = []
+    deadline = time.monotonic() + 120
+    assert child.stdout is not None
+    for line in child.stdout:  # the child flushes each progress line
+        if "create complete" in line:
+            done.append(line.split(":")[0].strip().removeprefix("serving."))
+        if "creating" in line and done:
+            os.kill(child.pid, signal.SIGKILL)  # killed while the second serving is half made
+            break
+        assert time.monotonic() < deadline, "apply never progressed"
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL and done == ["a1"]
+    plan = project.plan()
+    remaining = {rc["address"] for rc in plan["resource_changes"]}
+    assert remaining == {f"serving.{n}" for n in names if n not in done}
+    assert all(rc["action"] in ("create", "update") for rc in plan["resource_changes"])
+    project.apply()
+    assert project.detailed_exitcode() == 0
+    assert len(project.containers()) == 8
