@@ -468,13 +468,26 @@ class KafkaBroker:
                 out["error"] = str(e)
         return out
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log_tail(self, lines: int = 60, errors: int = 8) -> str:
+        """The last ``lines`` lines of the broker log, preceded by the first ``errors`` ERROR or
+        FATAL lines of the latest run (a failed start ends with pages of shutdown noise that
+        push the real cause out of the tail)."""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no broker log)"
-        return f"--- last {min(lines, len(text))} lines of {self.log_path} ---\n" + \
-            "\n".join(text[-lines:])
+        run_start = max((i for i, line in enumerate(text)
+                         if line.startswith("===== declserve broker.py:")), default=0)
+        tail_start = max(0, len(text) - lines)
+        first_errors = [line for line in text[run_start:tail_start]
+                        if re.search(r"\] (ERROR|FATAL) |^Caused by: ", line)][:errors]
+        out = []
+        if first_errors:
+            out.append(f"--- first errors of the latest run in {self.log_path} ---")
+            out.extend(first_errors)
+        out.append(f"--- last {len(text) - tail_start} lines of {self.log_path} ---")
+        out.extend(text[tail_start:])
+        return "\n".join(out)
 
     def __repr__(self) -> str:
         st = self._state()
