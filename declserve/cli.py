@@ -62,7 +62,7 @@ def _colour(args: argparse.Namespace) -> bool:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
-    plan = ws.plan(ws.observe(), prune=args.prune)
+    plan = ws.plan(ws.observe(), prune=args.prune, delete_topics=args.delete_topics)
     if args.json:
         print(planfile.to_json(plan))
     elif args.markdown:
@@ -85,7 +85,7 @@ def _confirm(prompt: str) -> bool:
 def _cmd_apply(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
     live = ws.observe()
-    plan = ws.plan(live, prune=args.prune)
+    plan = ws.plan(live, prune=args.prune, delete_topics=args.delete_topics)
     print(render.render_text(plan, _colour(args)), end="")
     if plan.summary.empty:
         return 0
@@ -169,11 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 2 when there are changes, 0 when none, 1 on error")
     p.add_argument("--prune", action="store_true", help="delete servings that have no spec")
+    p.add_argument("--delete-topics", action="store_true",
+                   help="delete managed topics no serving logs to (their records are lost)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("apply", parents=[common], help="carry out the plan")
     p.add_argument("--auto-approve", action="store_true", help="do not ask before applying")
     p.add_argument("--prune", action="store_true", help="delete servings that have no spec")
+    p.add_argument("--delete-topics", action="store_true",
+                   help="delete managed topics no serving logs to (their records are lost)")
     p.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                    help="changes carried out at once (default 10)")
     p.add_argument("--no-color", action="store_true", help="never colour the output")

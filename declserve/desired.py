@@ -24,6 +24,8 @@ class DesiredServing:
     version: int
     model_dir: Path
     source: str  # file:line of the document, for messages
+    topic: str | None = None  # the resolved inference-logging topic, None when logging is off
+    creates_topic: bool = False
 
     @property
     def name(self) -> str:
@@ -32,6 +34,17 @@ class DesiredServing:
     @property
     def spec(self) -> S.ServingSpec:
         return self.serving.spec
+
+
+def _topic(project: LoadedProject, serving: S.Serving) -> tuple[str | None, bool]:
+    logging = serving.spec.inference_logging
+    kafka = project.project.spec.kafka
+    if logging is None or not logging.enabled or kafka is None:
+        return None, False
+    if logging.topic == "create":
+        name = kafka.topic_pattern.replace("{project}", project.name).replace("{serving}", serving.name)
+        return name, True
+    return logging.topic, False
 
 
 def resolve_desired(project: LoadedProject) -> list[DesiredServing]:
@@ -47,7 +60,10 @@ def resolve_desired(project: LoadedProject) -> list[DesiredServing]:
             problems.append(loaded.problem(("spec", "model", "version"), str(exc)))
             continue
         line = loaded.doc.position(("metadata", "name"))[0]
-        out.append(DesiredServing(loaded.serving, version, model_dir, f"{loaded.doc.file}:{line}"))
+        topic, creates = _topic(project, loaded.serving)
+        out.append(
+            DesiredServing(loaded.serving, version, model_dir, f"{loaded.doc.file}:{line}", topic, creates)
+        )
     if problems:
         raise InputError(problems)
     return sorted(out, key=lambda d: d.name)

@@ -254,6 +254,14 @@ def _cross_checks(
             )
         else:
             seen[loaded.name] = loaded
+        logging = loaded.serving.spec.inference_logging
+        if project is not None and logging is not None and logging.enabled and project.spec.kafka is None:
+            problems.append(
+                loaded.problem(
+                    ("spec", "inferenceLogging"),
+                    f"inference logging needs Kafka: add spec.kafka.bootstrapServers to {PROJECT_FILE}",
+                )
+            )
         if project is not None and loaded.serving.spec.tool is S.Tool.KSERVE:
             if project.spec.backend.type != "kubernetes":
                 problems.append(
