@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import re
@@ -319,14 +320,77 @@ class KafkaBroker:
         return st
 
     # ---- process
-    def _jvm(self, heap: str) -> list[str]:
+    def _jvm(self, heap: str, extra: list[str] = ()) -> list[str]:
         # C1 only (TieredStopAtLevel=1): a test broker lives seconds to minutes, and skipping
         # C2 cut the start on 2 busy cores from ~10 s to ~6 s (measured, see NOTES.md).
         return [java_bin(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
                 "-XX:MaxGCPauseMillis=20", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile=file:{self.log4j_path}",
-                f"-Dkafka.logs.dir={self.dir / 'logs'}", *self.jvm_opts,
+                f"-Dkafka.logs.dir={self.dir / 'logs'}", *extra, *self.jvm_opts,
                 "-cp", f"{self._libs()}/*"]
+
+    # ---- class-data sharing: a dynamic CDS archive of the broker's classes, made by the first
+    # broker that runs with the cached jars and stops cleanly, cuts later starts by ~40%.
+    # The JVM default -Xshare:auto ignores an archive it cannot use, so it is only an optimisation.
+    # DECLSERVE_KAFKA_CDS=0 turns it off.
+    @property
+    def _cds_pending(self) -> Path:
+        return self.dir / "cds.pending.json"
+
+    def _cds_archive(self) -> Path | None:
+        if os.environ.get("DECLSERVE_KAFKA_CDS", "1") == "0":
+            return None
+        java = Path(os.path.realpath(java_bin()))
+        libs = self._libs()
+        try:
+            jvm = (java.parent.parent / "lib" / "server" / "libjvm.so").stat()
+            lst = libs.stat()
+        except OSError:
+            return None
+        # The archive is valid only for this JVM build and this exact classpath (a re-run of
+        # setup.sh creates a new libs directory, hence a new inode).
+        ident = f"{java}|{jvm.st_size}|{jvm.st_mtime_ns}|{libs}|{lst.st_ino}|{lst.st_mtime_ns}"
+        key = hashlib.sha1(ident.encode()).hexdigest()[:16]
+        return libs.parent / "cds" / f"kafka-{key}.jsa"
+
+    def _cds_options(self, create: bool) -> list[str]:
+        archive = self._cds_archive()
+        if archive is None:
+            return []
+        if archive.is_file():
+            return [f"-XX:SharedArchiveFile={archive}"]
+        if not create:
+            return []
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        tmp = archive.with_name(f"{archive.name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._cds_pending.write_text(json.dumps({"tmp": str(tmp), "final": str(archive),
+                                                 "ready": False}))
+        return [f"-XX:ArchiveClassesAtExit={tmp}"]
+
+    def _cds_mark_ready(self) -> None:
+        try:
+            pending = json.loads(self._cds_pending.read_text())
+        except FileNotFoundError:
+            return
+        pending["ready"] = True
+        self._cds_pending.write_text(json.dumps(pending))
+
+    def _cds_finish(self, clean_exit: bool) -> None:
+        """After the JVM exited: keep the archive it dumped only if it had been ready and exited
+        cleanly (a SIGKILLed JVM may leave a truncated file)."""
+        try:
+            pending = json.loads(self._cds_pending.read_text())
+        except FileNotFoundError:
+            return
+        tmp, final = Path(pending["tmp"]), Path(pending["final"])
+        if clean_exit and pending.get("ready") and tmp.is_file() and tmp.stat().st_size > 0:
+            os.replace(tmp, final)
+            for old in final.parent.glob("kafka-*.jsa"):  # archives of older JVMs or jars
+                if old != final:
+                    old.unlink(missing_ok=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        self._cds_pending.unlink(missing_ok=True)
 
     def _libs(self) -> Path:
         if self.libs is None:
@@ -344,7 +408,7 @@ class KafkaBroker:
         if (self.data_dir / "meta.properties").is_file():
             return
         self._log_marker("kafka-storage format")
-        cmd = self._jvm("256m") + ["kafka.tools.StorageTool",
+        cmd = self._jvm("256m", self._cds_options(create=False)) + ["kafka.tools.StorageTool",
                                    "format", "-t", self.cluster_id, "-c", str(self.props_path)]
         with open(self.log_path, "a") as log:
             res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log,
@@ -378,7 +442,8 @@ class KafkaBroker:
         st = self.configure()
         self.format_storage()
         self._log_marker("start kafka.Kafka")
-        cmd = self._jvm(self.heap) + ["kafka.Kafka", str(self.props_path)]
+        cmd = self._jvm(self.heap, self._cds_options(create=True)) + [
+            "kafka.Kafka", str(self.props_path)]
         log = open(self.log_path, "a")
         try:
             self._proc = subprocess.Popen(
@@ -393,6 +458,7 @@ class KafkaBroker:
         except BaseException:
             self.stop()
             raise
+        self._cds_mark_ready()
         self.last_start_seconds = time.monotonic() - t0
         return self.bootstrap
 
@@ -423,8 +489,10 @@ class KafkaBroker:
         pid = self.pid()
         if pid is None:
             self.pid_path.unlink(missing_ok=True)
+            self._cds_finish(clean_exit=False)
             return False
         self._log_marker(f"stop (SIGTERM to {pid})")
+        clean = True
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 15.0)):
             try:
                 os.kill(pid, sig)
@@ -432,12 +500,14 @@ class KafkaBroker:
                 break
             if self._wait_exit(pid, wait):
                 break
+            clean = False
             if sig == signal.SIGTERM:
                 self._log_marker(f"no exit {timeout:.0f}s after SIGTERM: SIGKILL to {pid}")
         else:
             raise BrokerError(f"Kafka broker pid {pid} survived SIGKILL")
         self._proc = None
         self.pid_path.unlink(missing_ok=True)
+        self._cds_finish(clean_exit=clean)
         return True
 
     def _wait_exit(self, pid: int, timeout: float) -> bool:
