@@ -284,11 +284,15 @@ class DockerBackend:
         if paths & {"resources.cpu", "resources.memory"}:
             res = desired.spec.resources
             say(f"updating limits of {r.name}")
-            container.update(
-                nano_cpus=int(res.cpu_cores * 10**9),
-                mem_limit=res.memory_bytes,
-                memswap_limit=res.memory_bytes,
-            )
+            # The SDK's update_container has no NanoCpus, and CPU quota would conflict with the
+            # NanoCpus set at creation, so the engine's update endpoint is called directly.
+            url = self.api._url("/containers/{0}/update", r.id)
+            body = {
+                "NanoCpus": int(res.cpu_cores * 10**9),
+                "Memory": res.memory_bytes,
+                "MemorySwap": res.memory_bytes,
+            }
+            self.api._result(self.api._post_json(url, data=body), True)
         if "running" in paths:
             if desired.spec.state is S.DesiredState.RUNNING:
                 say(f"starting {r.name}")

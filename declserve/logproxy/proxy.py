@@ -47,7 +47,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("all", "model-inputs", "predictions")
-FLUSH_SECONDS = 5.0
+FLUSH_SECONDS = 5.0  # SIGTERM: flush the producer for at most this long
+DRAIN_SECONDS = 2.0  # SIGTERM: wait this long at most for requests in progress
 UPSTREAM_CONNECT_TIMEOUT = 5.0
 UPSTREAM_TIMEOUT = 120.0
 MAX_BODY = 256 * 1024 * 1024
@@ -419,6 +420,24 @@ class Proxy:
         self.upstreams = Upstreams(cfg["upstreamsFile"])
         self.models = ModelConfig(cfg.get("modelConfigFile"))
         self.recorder = Recorder(cfg.get("bootstrap"), cfg["topic"], cfg["serving"])
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    def begin(self) -> None:
+        with self._idle:
+            self._inflight += 1
+
+    def end(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> int:
+        """Wait at most `timeout` s for requests in progress; the number still running."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._inflight, timeout)
+            return self._inflight
 
     def record(self, *, request_id: str, started: float, status: int, latency_ms: float,
                request_body: bytes, response_body: bytes) -> dict:
@@ -517,17 +536,28 @@ def make_handler(proxy: Proxy):
             predict = self.command == "POST" and PREDICT_PATH.match(path_only) is not None
             status, reason, resp_headers, resp_body, used = self._forward(body, request_id)
             latency_ms = (time.monotonic() - t0) * 1000.0
+            if predict:
+                # Queued before the client sees the answer (produce() never blocks), so a
+                # SIGTERM right after the answer still flushes this record.
+                try:
+                    proxy.recorder.send(request_id, proxy.record(
+                        request_id=request_id, started=started, status=status,
+                        latency_ms=latency_ms, request_body=body, response_body=resp_body))
+                except Exception as e:  # noqa: BLE001 - a record must never fail a request
+                    log(f"record {request_id} not made: {e!r}")
             try:
                 self._send(status, resp_headers, resp_body, request_id, reason)
             except (BrokenPipeError, ConnectionResetError) as e:
                 self.close_connection = True
                 log(f"client {self.client_address[0]} went away before the answer: {e}")
+            self._log_line(status, used, t0, request_id)
+
+        def _tracked(self) -> None:
+            proxy.begin()
+            try:
+                self._handle()
             finally:
-                if predict:
-                    proxy.recorder.send(request_id, proxy.record(
-                        request_id=request_id, started=started, status=status,
-                        latency_ms=latency_ms, request_body=body, response_body=resp_body))
-                self._log_line(status, used, t0, request_id)
+                proxy.end()
 
         def _forward(self, body: bytes, request_id: str):
             connection_tokens = {t.strip().lower() for t in
@@ -583,7 +613,7 @@ def make_handler(proxy: Proxy):
             log(f'{self.client_address[0]} "{self.command} {self.path}" {status} '
                 f"upstream={upstream} {(time.monotonic() - t0) * 1000:.1f}ms id={request_id}")
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _tracked
 
     return Handler
 
@@ -640,6 +670,9 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        busy = proxy.wait_idle(DRAIN_SECONDS)
+        if busy:
+            log(f"{busy} request(s) still in progress after {DRAIN_SECONDS:g}s; not waiting")
         left = proxy.recorder.close(FLUSH_SECONDS)
         log(f"stopped; records delivered={proxy.recorder.delivered} "
             f"failed={proxy.recorder.failed} undelivered={max(left, 0)}")

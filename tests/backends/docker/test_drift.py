@@ -71,7 +71,7 @@ def test_model_config_file_edited(running: TestProject) -> None:
 def test_limit_changed(running: TestProject) -> None:
     name = f"{running.name}-mnist-1"
     docker("update", "--cpus", "1.5", name)
-    assert changes(running.plan(), "serving.mnist") == {field("resources.cpu", "1.5", "250m", name)}
+    assert changes(running.plan(), "serving.mnist") == {field("resources.cpu", "1500m", "250m", name)}
     _repair(running)
 
 
