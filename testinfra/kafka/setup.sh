@@ -70,10 +70,14 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" \
+    # --no-upgrade: never touch a JDK that is already installed (only its PATH entry was missing).
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends --no-upgrade "${need[@]}" \
         || die "apt-get install ${need[*]} failed"
+    command -v java >/dev/null 2>&1 || die "java still not on PATH after installing ${need[*]}"
+    command -v mvn >/dev/null 2>&1 || die "mvn still not on PATH after installing ${need[*]}"
 fi
-java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+java_major=$( (java -XshowSettings:properties -version 2>&1 || true) \
+    | sed -n 's/^ *java.specification.version = //p')
 [ "${java_major%%.*}" -ge 17 ] 2>/dev/null || die "Kafka $KAFKA_VERSION needs Java >= 17, found '${java_major:-unknown}'"
 
 # --- download -------------------------------------------------------------------------------
