@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from declserve import __version__, planfile, render, schemas
+from declserve import __version__, render
 from declserve.apply import Status, execute_plan
 from declserve.errors import DeclserveError, InputError
 from declserve.loader import collect
-from declserve.status import project_status
 from declserve.workflow import Workspace
 
 
@@ -39,6 +38,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from declserve import schemas
+
     if args.kind is None:
         for name, text in schemas.all_files().items():
             if args.write:
@@ -64,6 +65,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
     plan = ws.plan(ws.observe(), prune=args.prune, delete_topics=args.delete_topics)
     if args.json:
+        from declserve import planfile
+
         print(planfile.to_json(plan))
     elif args.markdown:
         print(render.render_markdown(plan), end="")
@@ -108,6 +111,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from declserve.status import project_status
+
     ws = Workspace.open(Path(args.directory))
     rows = project_status(ws.desired, ws.observe(), args.name)
     if args.name and not rows:
