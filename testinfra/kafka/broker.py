@@ -60,7 +60,8 @@ def cache_dir() -> Path:
 
 def kafka_version() -> str:
     """The Kafka version pinned by <kafka.version> in pom.xml (the one source of truth)."""
-    m = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", (HERE / "pom.xml").read_text())
+    m = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>",
+                  (HERE / "pom.xml").read_text())
     if not m:
         raise BrokerError(f"no <kafka.version> property in {HERE / 'pom.xml'}")
     return m.group(1)
