@@ -72,9 +72,6 @@ DOCKER_BUILDKIT=0 docker build --network=none --quiet \
 docker tag "$image" "$repo:latest"
 elapsed_ms=$(( $(date +%s%N) / 1000000 - start_ms ))
 say "built $image in $((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))s"
-
-# Earlier content hashes are of no further use; an image still used by a container stays.
-docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | while read -r old; do
-    case "$old" in "$image"|"$repo:latest") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
-done
+# Earlier :<hash> tags are left alone: a test session elsewhere may hold such a reference
+# and create containers from it later (they share all but a few kB with this image).
 echo "$image"
