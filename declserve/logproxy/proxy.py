@@ -26,7 +26,15 @@ Kafka never fails or delays a client request: records are produced asynchronousl
 (``produce`` + ``poll(0)``, plus a background poll thread for delivery reports); a full local
 queue drops the record with a log line; delivery errors are logged to stderr.
 ``GET /-/healthz`` is answered by the proxy itself. SIGTERM/SIGINT: stop accepting requests,
-flush the producer for at most 5 s, exit 0.
+wait at most 2 s for requests in progress, flush the producer for at most 5 s, exit 0.
+
+Forwarding: any method, path and query, the body, and the request headers except hop-by-hop
+ones (Host is the upstream's; X-Request-Id and X-Forwarded-For are set). An upstream that
+refuses the connection, or closes it without any answer, is skipped for the next one (each at
+most once per request; for 2 s it is tried last); none answering is 502, an answer that does
+not complete within 120 s is 504, no upstreams is 503 -- each with a JSON ``{"error": ...}``.
+The upstream's status, headers (minus hop-by-hop ones) and body are returned unchanged, plus
+``X-Request-Id``.
 """
 
 from __future__ import annotations
