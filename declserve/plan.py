@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable
 
-from declserve.errors import Conflict
+from declserve.errors import Conflict, DeclserveError
 from declserve.live import LiveReplica, LiveServing, LiveState, LiveTopic, flatten
 
 ABSENT = None
+
+
+class EmptyPlanRefused(DeclserveError):
+    """A plan that would delete every serving of the project, without --allow-empty."""
 
 
 class Action(str, Enum):
@@ -213,6 +217,8 @@ def make_plan(
     prune: bool = False,
     delete_topics: bool = False,
     pinned_versions: dict[str, int] | None = None,
+    targets: frozenset[str] | None = None,
+    allow_empty: bool = False,
 ) -> Plan:
     """Diff desired resources against live state; refuses when a foreign object is in the way."""
     if live.blockers:
@@ -238,10 +244,18 @@ def make_plan(
         if diffs:
             action, reason = _classify(diffs, replace_fields)
             changes.append(ResourceChange(d.kind, d.name, action, tuple(diffs), d.depends_on, reason))
+    servings_wanted = [d for d in desired if d.kind == "serving"]
+    if prune and not servings_wanted and live.servings and not allow_empty:
+        raise EmptyPlanRefused(
+            f"the specs define no serving, so this would delete all {len(live.servings)} servings "
+            f"of project {project!r} (an empty or wrong spec directory?); pass --allow-empty if you mean it"
+        )
     for name, s in sorted(live.servings.items()):
         if f"serving.{name}" in wanted:
             continue
-        if prune:
+        if prune and s.essence.get("protected"):
+            warnings.append(f"serving {name!r} is protected and is kept; `declserve unprotect {name}` lifts that")
+        elif prune:
             changes.append(
                 ResourceChange("serving", name, Action.DELETE, tuple(_deletion(s.essence, len(s.replicas))),
                                reason="no spec for it (--prune)")
@@ -258,6 +272,8 @@ def make_plan(
             )
         else:
             warnings.append(f"topic {name!r} is no longer used and is kept; `--delete-topics` deletes it")
+    if targets is not None:
+        changes = _only_targets(changes, targets)
     return Plan(
         project=project,
         backend=backend,
@@ -266,6 +282,15 @@ def make_plan(
         pinned_versions=dict(pinned_versions or {}),
         warnings=tuple(warnings),
     )
+
+
+def _only_targets(changes: list[ResourceChange], targets: frozenset[str]) -> list[ResourceChange]:
+    """The changes of the targeted servings and of what they depend on."""
+    keep = {f"serving.{t}" for t in targets}
+    for c in changes:
+        if c.address in keep:
+            keep.update(c.depends_on)
+    return [c for c in changes if c.address in keep]
 
 
 def _loading_warnings(live: LiveServing) -> list[str]:

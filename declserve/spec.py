@@ -289,6 +289,11 @@ class ServingSpec(StrictModel):
     )
     resources: Resources = Field(default_factory=Resources)
     transformer: Transformer | None = None
+    protected: bool = Field(
+        default=False,
+        description="Never deleted by --prune or destroy, even after its spec is removed, "
+        "until a spec or `declserve unprotect` lifts it.",
+    )
 
     @model_validator(mode="after")
     def _kserve_only_features(self) -> "ServingSpec":

@@ -12,14 +12,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import subprocess
+from datetime import datetime, timezone
+from typing import Any
+
+from declserve import __version__
+from declserve.apply import Outcome, Status
 from declserve.backends import open_backend
 from declserve.backends.base import Backend
 from declserve.desired import DesiredServing, resolve_desired
-from declserve.errors import DeclserveError, display_path
+from declserve.errors import DeclserveError, InputError, display_path
+from declserve.lock import LockInfo
 from declserve.live import LiveState
 from declserve.loader import LoadedProject, load_project
 from declserve.plan import Action, DesiredResource, Plan, ResourceChange, make_plan
 from declserve.topics.kafka import KafkaTopics, TopicSettings
+
+
+def git_commit(directory: Path) -> str | None:
+    """The commit of the spec repository, with `+dirty` when files changed; None outside Git."""
+    try:
+        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 class PlanRefused(DeclserveError):
@@ -85,7 +106,20 @@ class Workspace:
                                 "changing it needs a partition reassignment, which declserve does not do").format()
                 )
 
-    def plan(self, live: LiveState, *, prune: bool = False, delete_topics: bool = False) -> Plan:
+    def plan(
+        self,
+        live: LiveState,
+        *,
+        prune: bool = False,
+        delete_topics: bool = False,
+        targets: frozenset[str] | None = None,
+        allow_empty: bool = False,
+    ) -> Plan:
+        if targets:
+            unknown = sorted(t for t in targets if t not in self.desired and t not in live.servings)
+            if unknown:
+                raise InputError.one(f"no serving named {', '.join(map(repr, unknown))} in the specs "
+                                     "or on the backend", field="--target")
         return make_plan(
             project=self.project.name,
             backend=self.backend.identity(),
@@ -95,7 +129,28 @@ class Workspace:
             prune=prune,
             delete_topics=delete_topics,
             pinned_versions={n: d.version for n, d in self.desired.items()},
+            targets=targets or None,
+            allow_empty=allow_empty,
         )
+
+    def record(self, plan: Plan, outcomes: list[Outcome], operation: str, lock: LockInfo) -> dict[str, Any]:
+        """Leave a trace of an apply on the backend; returns the entry."""
+        failed = any(o.status is not Status.DONE for o in outcomes)
+        s = plan.summary
+        entry = {
+            "id": lock.id,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "user": lock.who,
+            "host": lock.host,
+            "operation": operation,
+            "commit": git_commit(self.project.directory),
+            "summary": {"add": s.add, "change": s.change, "destroy": s.destroy},
+            "outcome": "failed" if failed else "succeeded",
+            "changes": [{"address": o.address, "action": o.action.value, "status": o.status.value} for o in outcomes],
+            "declserve_version": __version__,
+        }
+        self.backend.record_history(entry)
+        return entry
 
     def runner(self, live: LiveState) -> Callable[[ResourceChange, Callable[[str], None]], None]:
         """The function the executor calls for one change."""

@@ -31,6 +31,8 @@ from declserve import spec as S
 from declserve.backends import docker_essence as E
 from declserve.backends import tfserving as tfs
 from declserve.backends.base import Say
+from declserve.backends.docker_records import DockerRecords
+from declserve.lock import LockInfo
 from declserve.desired import DesiredServing
 from declserve.errors import BackendUnavailable, Conflict, NotReady, Rejected
 from declserve.live import Blocker, LiveReplica, LiveServing, LiveState
@@ -236,6 +238,11 @@ class DockerBackend:
         directory = self.config_dir(desired.name)
         directory.mkdir(parents=True, exist_ok=True)
         _atomic_write(directory / tfs.MODEL_CONFIG, tfs.model_config_text(desired.spec.model.name, desired.version))
+        mark = directory / E.PROTECTED_MARK
+        if desired.spec.protected:
+            mark.write_text("declserve: --prune and destroy keep this serving\n")
+        elif mark.exists():
+            mark.unlink()
         batching = directory / tfs.BATCHING_CONFIG
         if desired.spec.batching.enabled:
             _atomic_write(batching, tfs.batching_config_text(desired.spec.batching.parameters()))
@@ -412,6 +419,42 @@ class DockerBackend:
                 )
             if pending:
                 time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
+
+    # ---- project records: lock, history, protection ---------------------------------------
+    @property
+    def records(self) -> DockerRecords:
+        return DockerRecords(self.api, self.settings.project, self.settings.image)
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        self._ensure_image()  # the lock container is made from the serving image
+        return self.records.try_lock(info)
+
+    def unlock(self, lock_id: str) -> bool:
+        return self.records.unlock(lock_id)
+
+    def read_lock(self) -> LockInfo | None:
+        return self.records.read_lock()
+
+    def record_history(self, entry: dict[str, Any]) -> None:
+        self.records.record(entry)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.records.history()
+
+    def unprotect(self, name: str) -> bool:
+        """Remove the protection mark of a live serving; whether it had one."""
+        live = self.observe({name}).servings.get(name)
+        if live is None:
+            raise Rejected(f"serving {name!r} has no containers on the Docker engine")
+        removed = False
+        for r in live.replicas:
+            attrs = self.api.inspect_container(r.id)
+            directory = E.config_dir_of(attrs)
+            mark = directory / E.PROTECTED_MARK if directory else None
+            if mark is not None and mark.exists():
+                mark.unlink()
+                removed = True
+        return removed
 
     # ---- reading for humans -------------------------------------------------------------
     def logs(self, name: str, tail: int) -> list[tuple[str, str]]:

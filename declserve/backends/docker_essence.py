@@ -27,10 +27,14 @@ LABEL_USER_KEYS = "declserve.io/label-keys"
 LABEL_MODEL = "declserve.io/model"
 MANAGER = "declserve"
 MODEL_MOUNT_ROOT = tfs.MODELS_MOUNT + "/"
+PROTECTED_MARK = "protected"  # a file in the serving's config directory, mounted in every replica
 
 
 def desired_serving_essence(d: DesiredServing) -> dict[str, Any]:
-    essence: dict[str, Any] = {"model": {"name": d.spec.model.name, "version": d.version}}
+    essence: dict[str, Any] = {
+        "model": {"name": d.spec.model.name, "version": d.version},
+        "protected": d.spec.protected,
+    }
     if d.spec.batching.enabled:
         essence["batchingParameters"] = d.spec.batching.parameters()
     return essence
@@ -103,12 +107,12 @@ def config_dir_of(attrs: dict[str, Any]) -> Path | None:
 def observed_serving_essence(config_dir: Path | None) -> dict[str, Any]:
     """The serving-wide essence: what the model config (and batching) files really say."""
     if config_dir is None:
-        return {"model": {"name": None, "version": None}}
+        return {"model": {"name": None, "version": None}, "protected": False}
     try:
         parsed = tfs.parse_model_config((config_dir / tfs.MODEL_CONFIG).read_text())
     except OSError:
         parsed = {"name": None, "version": None}
-    essence: dict[str, Any] = {"model": parsed}
+    essence: dict[str, Any] = {"model": parsed, "protected": (config_dir / PROTECTED_MARK).exists()}
     try:
         essence["batchingParameters"] = tfs.parse_batching_config(
             (config_dir / tfs.BATCHING_CONFIG).read_text()

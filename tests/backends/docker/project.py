@@ -106,6 +106,12 @@ class TestProject:
         ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *sorted(set(ids))], capture_output=True)
+        volumes = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=declserve.io/history={self.name}"],
+            capture_output=True, text=True,
+        ).stdout.split()
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 

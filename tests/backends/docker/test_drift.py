@@ -100,6 +100,11 @@ def test_apply_killed_midway_leaves_exactly_the_remaining_work(make_project) -> 
     remaining = {rc["address"] for rc in plan["resource_changes"]}
     assert remaining == {f"serving.{n}" for n in names if n not in done}
     assert all(rc["action"] in ("create", "update") for rc in plan["resource_changes"])
+    refused = project.run("apply", "--auto-approve")  # the killed run still holds the lock
+    assert refused.returncode == 1 and "the project is locked" in refused.stderr
+    lock_id = refused.stderr.split("lock ", 1)[1].split()[0]
+    assert f"pid {child.pid}" in refused.stderr
+    project.ok("force-unlock", lock_id)
     project.apply()
     assert project.detailed_exitcode() == 0
     assert len(project.containers()) == 8

@@ -1,0 +1,245 @@
+"""One function per CLI command: load, act through the workflow, print, return an exit code.
+
+Flags are parsed in `cli`; everything here receives the parsed namespace. Output that a user
+reads goes to stdout, problems to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from declserve import render
+from declserve.apply import Outcome, Status, execute_plan
+from declserve.errors import DeclserveError, InputError
+from declserve.loader import collect
+from declserve.lock import LockHeld, project_lock
+from declserve.plan import Plan
+from declserve.workflow import Workspace
+
+
+class StalePlan(DeclserveError):
+    """A saved plan whose live state changed since it was made."""
+
+
+def _colour(args: argparse.Namespace) -> bool:
+    return sys.stdout.isatty() and not getattr(args, "no_color", False) and "NO_COLOR" not in os.environ
+
+
+def _targets(args: argparse.Namespace) -> frozenset[str] | None:
+    return frozenset(args.target) if getattr(args, "target", None) else None
+
+
+def validate(args: argparse.Namespace) -> int:
+    _, problems = collect(Path(args.directory))
+    if args.json:
+        print(json.dumps([p.to_json() for p in problems], indent=2))
+    else:
+        for problem in problems:
+            print(problem.format(), file=sys.stderr)
+        if not problems:
+            print(f"{args.directory}: valid")
+    return 1 if problems else 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from declserve import schemas
+
+    if args.kind is None:
+        for name, text in schemas.all_files().items():
+            if args.write:
+                (Path(args.write) / name).write_text(text)
+            else:
+                print(f"# {name}")
+                print(text, end="")
+        return 0
+    if args.kind not in schemas.KINDS:
+        known = ", ".join(schemas.KINDS)
+        raise InputError.one(f"unknown kind {args.kind!r}; known kinds: {known}", field="KIND")
+    print(schemas.render(args.kind), end="")
+    return 0
+
+
+def _print_plan(plan: Plan, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        from declserve import planfile
+
+        print(planfile.to_json(plan))
+    elif getattr(args, "markdown", False):
+        print(render.render_markdown(plan), end="")
+    else:
+        print(render.render_text(plan, _colour(args)), end="")
+
+
+def plan(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+
+    def make() -> Plan:
+        return ws.plan(ws.observe(), prune=args.prune, delete_topics=args.delete_topics,
+                       targets=_targets(args), allow_empty=args.allow_empty)
+
+    if args.lock:
+        with project_lock(ws.backend, "plan", args.lock_timeout):  # type: ignore[arg-type]
+            result = make()
+    else:
+        result = make()
+    _print_plan(result, args)
+    if args.out:
+        from declserve import savedplan
+
+        options = {"prune": args.prune, "delete_topics": args.delete_topics,
+                   "targets": sorted(args.target or [])}
+        savedplan.write(Path(args.out), result, ws.desired, options)
+        print(f"Saved the plan to {args.out}; apply exactly it with: declserve apply {args.out}",
+              file=sys.stderr)
+    return 2 if args.detailed_exitcode and not result.summary.empty else 0
+
+
+def _confirm(prompt: str) -> bool:
+    print(prompt, end=" ", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        print()
+        return False
+    return answer.strip() == "yes"
+
+
+def _execute(ws: Workspace, result: Plan, live: object, args: argparse.Namespace) -> list[Outcome]:
+    tty = sys.stdout.isatty()
+
+    def event(address: str, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S ") if tty else ""
+        print(f"{stamp}{address}: {message}", flush=True)
+
+    return execute_plan(result, ws.runner(live), parallelism=args.parallelism, event=event)  # type: ignore[arg-type]
+
+
+def _finish(outcomes: list[Outcome]) -> int:
+    failed = any(o.status is not Status.DONE for o in outcomes)
+    print(render.render_outcomes(outcomes), end="", file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
+
+
+def _apply_saved(ws: Workspace, args: argparse.Namespace) -> int:
+    from declserve import savedplan
+
+    path = Path(args.planfile)
+    saved, desired, _options = savedplan.read(path)
+    if saved.project != ws.project.name:
+        raise InputError.one(f"the plan is for project {saved.project!r}, not {ws.project.name!r}", file=str(path))
+    if saved.backend != ws.backend.identity():
+        raise InputError.one(f"the plan is for backend {saved.backend}, not {ws.backend.identity()}", file=str(path))
+    ws.desired = desired
+    with project_lock(ws.backend, "apply", args.lock_timeout) as lock:  # type: ignore[arg-type]
+        live = ws.observe()
+        if live.fingerprint() != saved.live_fingerprint:
+            raise StalePlan(f"{path}: the plan is stale: the live state changed since it was made; "
+                            "run plan again")
+        print(render.render_text(saved, _colour(args)), end="")
+        if saved.summary.empty:
+            return 0
+        outcomes = _execute(ws, saved, live, args)
+        ws.record(saved, outcomes, "apply " + path.name, lock)
+    return _finish(outcomes)
+
+
+def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
+    ws = Workspace.open(Path(args.directory))
+    if getattr(args, "planfile", None):
+        return _apply_saved(ws, args)
+    if destroy:
+        ws.desired = {}
+    with project_lock(ws.backend, "destroy" if destroy else "apply", args.lock_timeout) as lock:  # type: ignore[arg-type]
+        live = ws.observe()
+        result = ws.plan(live, prune=args.prune or destroy, delete_topics=args.delete_topics,
+                         targets=_targets(args), allow_empty=args.allow_empty or destroy)
+        print(render.render_text(result, _colour(args)), end="")
+        if result.summary.empty:
+            return 0
+        question = "destroy these servings" if destroy else "perform these actions"
+        if not args.auto_approve and not _confirm(f"\nDo you want to {question}? Only 'yes' will be accepted:"):
+            print("Cancelled; nothing was changed.", file=sys.stderr)
+            return 1
+        outcomes = _execute(ws, result, live, args)
+        ws.record(result, outcomes, "destroy" if destroy else "apply", lock)
+    return _finish(outcomes)
+
+
+def destroy(args: argparse.Namespace) -> int:
+    return apply(args, destroy=True)
+
+
+def force_unlock(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    holder = ws.backend.read_lock()  # type: ignore[attr-defined]
+    if holder is None:
+        print("The project is not locked.")
+        return 0
+    if holder.id != args.lock_id:
+        raise InputError.one(f"the lock is {holder.id}, not {args.lock_id}: {holder.describe()}", field="ID")
+    ws.backend.unlock(holder.id)  # type: ignore[attr-defined]
+    print(f"Removed {holder.describe()}")
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    entries = ws.backend.history()  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print("No apply has been recorded for this project.")
+    for e in entries:
+        s = e["summary"]
+        commit = (e.get("commit") or "-")[:12]
+        print(f"{e['time']}  {e['outcome']:<9}  {e['operation']:<10}  {e['user']}@{e['host']}  "
+              f"commit {commit}  +{s['add']} ~{s['change']} -{s['destroy']}")
+    return 0
+
+
+def unprotect(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    if ws.backend.unprotect(args.name):  # type: ignore[attr-defined]
+        print(f"Serving {args.name!r} is no longer protected; --prune or destroy may now delete it.")
+    else:
+        print(f"Serving {args.name!r} was not protected.")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from declserve.status import project_status
+
+    ws = Workspace.open(Path(args.directory))
+    rows = project_status(ws.desired, ws.observe(), args.name)
+    if args.name and not rows:
+        raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        served = ",".join(map(str, row["servedVersions"])) or "-"
+        wanted = row["instancesDesired"] if row["instancesDesired"] is not None else "-"
+        print(f"{row['name']:<20} {row['state']:<8} model {row['model']} v{row['configuredVersion']} "
+              f"(served: {served})  instances {row['instancesRunning']}/{wanted}  topic {row['topic'] or '-'}")
+        for endpoint in row["endpoints"]:
+            print(f"{'':<20} {endpoint}")
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    ws = Workspace.open(Path(args.directory))
+    if args.name not in ws.desired and args.name not in ws.observe().servings:
+        raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
+    for replica, text in ws.backend.logs(args.name, args.tail):
+        for line in text.splitlines():
+            print(f"{replica} | {line}")
+    return 0
+
+
+__all__ = ["LockHeld"]
