@@ -244,20 +244,21 @@ def test_unknown_model_and_bad_requests_get_real_errors(run_double, layout) -> N
 def test_metadata_reads_the_real_signature_of_an_example_model(run_double) -> None:
     """Single-model mode through the image's entrypoint (MODEL_NAME, like tensorflow/serving),
     on the repository's real example SavedModels: the signature comes from saved_model.pb."""
+    latest = str(max(int(p.name) for p in (EXAMPLE_MODELS / "mnist").iterdir() if p.name.isdigit()))
     double = run_double([], models=EXAMPLE_MODELS, env={"MODEL_NAME": "mnist"})
-    double.wait_status("mnist", {"3": "AVAILABLE"})   # default policy: the latest version
+    double.wait_status("mnist", {latest: "AVAILABLE"})   # default policy: the latest version
 
     code, doc = http("GET", double.url("/v1/models/mnist/metadata"))
     assert code == 200, doc
-    assert doc["model_spec"] == {"name": "mnist", "signature_name": "", "version": "3"}
+    assert doc["model_spec"] == {"name": "mnist", "signature_name": "", "version": latest}
     serving_default = doc["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert serving_default["method_name"] == "tensorflow/serving/predict"
     inputs = serving_default["inputs"]["inputs"]
     assert inputs["dtype"] == "DT_FLOAT"
     assert [d["size"] for d in inputs["tensor_shape"]["dim"]] == ["-1", "784"]
     assert list(serving_default["outputs"]) == ["probabilities"]
-    code, doc = http("GET", double.url("/v1/models/mnist/versions/3/metadata"))
-    assert code == 200 and doc["model_spec"]["version"] == "3"
+    code, doc = http("GET", double.url(f"/v1/models/mnist/versions/{latest}/metadata"))
+    assert code == 200 and doc["model_spec"]["version"] == latest
 
 
 # ---- versions that are absent or broken --------------------------------------------------
