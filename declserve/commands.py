@@ -160,6 +160,7 @@ def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
                          targets=_targets(args), allow_empty=args.allow_empty or destroy)
         print(render.render_text(result, _colour(args)), end="")
         if result.summary.empty:
+            ws.record(result, [], "destroy" if destroy else "apply", lock)
             return 0
         question = "destroy these servings" if destroy else "perform these actions"
         if not args.auto_approve and not _confirm(f"\nDo you want to {question}? Only 'yes' will be accepted:"):

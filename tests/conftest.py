@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.docker_engine",
     "tests.fixtures.kafka",
     "tests.fixtures.kube",
+    "tests.fixtures.logproxy",
 ]

@@ -299,7 +299,11 @@ class DockerBackend:
                 "Memory": res.memory_bytes,
                 "MemorySwap": res.memory_bytes,
             }
-            self.api._result(self.api._post_json(url, data=body), True)
+            try:
+                self.api._result(self.api._post_json(url, data=body), True)
+            except docker.errors.APIError as exc:
+                raise Rejected(f"the Docker engine refused to change the limits of {r.name}: "
+                               f"{exc.explanation}") from exc
         if "running" in paths:
             if desired.spec.state is S.DesiredState.RUNNING:
                 say(f"starting {r.name}")
