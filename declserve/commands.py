@@ -228,6 +228,8 @@ def status(args: argparse.Namespace) -> int:
         wanted = row["instancesDesired"] if row["instancesDesired"] is not None else "-"
         print(f"{row['name']:<20} {row['state']:<8} model {row['model']} v{row['configuredVersion']} "
               f"(served: {served})  instances {row['instancesRunning']}/{wanted}  topic {row['topic'] or '-'}")
+        if row["loggingEndpoint"]:
+            print(f"{'':<20} {row['loggingEndpoint']}  (logs to topic {row['topic']})")
         for endpoint in row["endpoints"]:
             print(f"{'':<20} {endpoint}")
     return 0

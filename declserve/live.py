@@ -32,6 +32,7 @@ class LiveServing:
     essence: dict[str, Any]
     replicas: tuple[LiveReplica, ...]
     last_applied: dict[str, Any] | None = None
+    proxy: LiveReplica | None = None  # the inference-logging proxy, where the backend has one
 
     @property
     def running_count(self) -> int:

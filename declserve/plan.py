@@ -186,9 +186,9 @@ def _classify(changes: list[FieldChange], replace_fields: frozenset[str]) -> tup
     forced = sorted({c.path for c in changes if c.path in replace_fields})
     if forced:
         return Action.REPLACE, f"{', '.join(forced)} cannot change in place"
-    shared_running = [c for c in changes if c.path == "running" and c.replica is None]
-    if shared_running and len(changes) == len(shared_running):
-        return (Action.START, "") if shared_running[0].after else (Action.STOP, "")
+    flips = [c for c in changes if c.path in ("running", "logging.running") and c.replica is None]
+    if flips and len(changes) == len(flips) and len({c.after for c in flips}) == 1:
+        return (Action.START, "") if flips[0].after else (Action.STOP, "")
     return Action.UPDATE, ""
 
 

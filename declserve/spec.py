@@ -341,6 +341,10 @@ class DockerBackend(StrictModel):
     poll_seconds: int = Field(
         default=2, ge=1, le=600, description="How often TensorFlow Serving re-reads its config."
     )
+    logging_proxy_image: str = Field(
+        default="declserve/logproxy:latest",
+        description="declserve's inference-logging proxy image (scripts/build-logproxy-image.sh).",
+    )
     ready_timeout_seconds: int = Field(default=180, ge=1, le=3600)
 
 

@@ -24,7 +24,6 @@ def serving_status(name: str, desired: DesiredServing | None, live: LiveServing 
     wanted = desired.spec.instances if desired else 0
     model = (live.essence.get("model", {}) if live else {}) or {}
     served = sorted({v for r in (live.replicas if live else ()) for v in (r.served_versions or ())})
-    logging = desired.spec.inference_logging if desired else None
     return {
         "name": name,
         "state": _state(live, wanted),
@@ -40,7 +39,10 @@ def serving_status(name: str, desired: DesiredServing | None, live: LiveServing 
             for r in (live.replicas if live else ())
             if r.endpoint and r.running
         ],
-        "topic": (logging.topic if logging and logging.enabled else None),
+        "topic": desired.topic if desired else None,
+        "loggingEndpoint": (
+            f"{live.proxy.endpoint}/v1/models/{model.get('name')}" if live and live.proxy and live.proxy.endpoint else None
+        ),
         "managedBySpec": desired is not None,
     }
 

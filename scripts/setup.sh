@@ -51,6 +51,9 @@ bash testinfra/docker/ensure-dockerd.sh
 say "building the TensorFlow Serving double image (cached)"
 bash testinfra/tfserving-double/build.sh >/dev/null
 
+say "building declserve's inference-logging proxy image (cached)"
+bash scripts/build-logproxy-image.sh >/dev/null
+
 if [ "$what" = "test" ]; then
     say "fetching the Kafka broker (cached)"
     bash testinfra/kafka/setup.sh

@@ -29,6 +29,7 @@ from docker.types import DeviceRequest, Mount
 
 from declserve import spec as S
 from declserve.backends import docker_essence as E
+from declserve.backends import docker_proxy as P
 from declserve.backends import tfserving as tfs
 from declserve.backends.base import Say
 from declserve.backends.docker_records import DockerRecords
@@ -54,6 +55,8 @@ class DockerSettings:
     ready_timeout: float
     pull_policy: str
     base_url: str | None = None
+    proxy_image: str = "declserve/logproxy:latest"
+    kafka_bootstrap: str = ""
 
     @classmethod
     def from_project(cls, project: S.Project, image_override: str | None = None) -> "DockerSettings":
@@ -69,6 +72,8 @@ class DockerSettings:
             ready_timeout=float(b.ready_timeout_seconds),
             pull_policy=b.pull_policy,
             base_url=b.base_url,
+            proxy_image=b.logging_proxy_image,
+            kafka_bootstrap=",".join(project.spec.kafka.bootstrap_servers) if project.spec.kafka else "",
         )
 
 
@@ -111,10 +116,16 @@ class DockerBackend:
     # ---- desired (pure) -----------------------------------------------------------------
     def desired_resource(self, desired: DesiredServing) -> DesiredResource:
         s = self.settings
+        essence = E.desired_serving_essence(desired)
+        logging = desired.spec.inference_logging
+        proxy = P.desired_logging(desired.topic, logging.mode.value if logging else None, s.proxy_image,
+                                  desired.spec.state is S.DesiredState.RUNNING)
+        if proxy is not None:
+            essence["logging"] = proxy
         return DesiredResource(
             kind="serving",
             name=desired.name,
-            essence=E.desired_serving_essence(desired),
+            essence=essence,
             replica_essence=E.desired_replica_essence(desired, s.image, s.restart_policy, s.poll_seconds),
             instances=desired.spec.instances,
         )
@@ -140,7 +151,7 @@ class DockerBackend:
         return labels.get(E.LABEL_PROJECT) == self.settings.project and E.LABEL_SERVING in labels
 
     def _blockers(self, raw: list[dict[str, Any]], names: set[str]) -> list[Blocker]:
-        pattern = re.compile(rf"^/?{re.escape(self.settings.project)}-(.+)-(\d+)(-next)?$")
+        pattern = re.compile(rf"^/?{re.escape(self.settings.project)}-(.+)-(\d+(-next)?|proxy)$")
         out = []
         for c in raw:
             if self._is_ours(c.get("Labels") or {}):
@@ -173,13 +184,22 @@ class DockerBackend:
         ours = [c["Id"] for c in raw if self._is_ours(c.get("Labels") or {})]
         inspected = self._inspect_all(ours)
         by_serving: dict[str, list[dict[str, Any]]] = {}
+        proxies: dict[str, dict[str, Any]] = {}
         for attrs in inspected:
-            by_serving.setdefault(attrs["Config"]["Labels"][E.LABEL_SERVING], []).append(attrs)
+            labels = attrs["Config"]["Labels"]
+            if labels.get(E.LABEL_ROLE) == P.ROLE_PROXY:
+                proxies[labels[E.LABEL_SERVING]] = attrs
+                by_serving.setdefault(labels[E.LABEL_SERVING], [])
+            else:
+                by_serving.setdefault(labels[E.LABEL_SERVING], []).append(attrs)
         probes = []
         essences = {}
         for serving, containers in by_serving.items():
-            config_dir = next((d for d in map(E.config_dir_of, containers) if d), None)
+            config_dir = next((d for d in map(E.config_dir_of, [*containers, *filter(None, [proxies.get(serving)])]) if d), None)
             essences[serving] = E.observed_serving_essence(config_dir)
+            logging = P.observed_logging(proxies.get(serving), config_dir)
+            if logging is not None:
+                essences[serving]["logging"] = logging
             model = essences[serving]["model"]["name"]
             for attrs in containers:
                 running = bool(attrs["State"].get("Running"))
@@ -203,10 +223,26 @@ class DockerBackend:
                 )
             )
         servings = {
-            name: LiveServing(name, essences[name], tuple(sorted(reps, key=lambda r: r.name)))
-            for name, reps in replicas.items()
+            name: LiveServing(name, essences[name], tuple(sorted(replicas.get(name, []), key=lambda r: r.name)),
+                              proxy=self._proxy_replica(proxies.get(name)))
+            for name in by_serving
         }
         return LiveState(servings=servings, blockers=tuple(self._blockers(raw, names)))
+
+    def _proxy_replica(self, attrs: dict[str, Any] | None) -> LiveReplica | None:
+        if attrs is None:
+            return None
+        directory = E.config_dir_of(attrs)
+        endpoint = None
+        if directory is not None:
+            try:
+                listen = json.loads((directory / P.PROXY_CONFIG).read_text())["listen"]
+                endpoint = f"http://{self._host}:{listen.rsplit(':', 1)[1]}"
+            except (OSError, ValueError, KeyError):
+                endpoint = None
+        running = bool(attrs["State"].get("Running"))
+        return LiveReplica(attrs["Name"].lstrip("/"), attrs["Id"], None, running,
+                           attrs["State"].get("Status", "unknown"), {}, endpoint if running else None)
 
     # ---- changing -----------------------------------------------------------------------
     def apply_change(
@@ -222,6 +258,9 @@ class DockerBackend:
         self._converge(desired, live, say)
 
     def _delete(self, name: str, live: LiveServing | None, say: Say) -> None:
+        if live is not None and live.proxy is not None:
+            say(f"removing {live.proxy.name}")
+            self._remove(live.proxy.id)
         for r in live.replicas if live else ():
             say(f"removing {r.name}")
             self._remove(r.id)
@@ -282,9 +321,50 @@ class DockerBackend:
             ready.append(self._create(desired, res, index, self.container_name(desired.name, index)))
         if desired.spec.state is S.DesiredState.RUNNING:
             self.wait_ready(desired, ready, say)
+        self._converge_proxy(desired, live, ready, say)
         for r in extra:
             say(f"removing extra replica {r.name}")
             self._remove(r.id)
+
+    def _converge_proxy(self, desired: DesiredServing, live: LiveServing | None, ready: list[str], say: Say) -> None:
+        """Put the logging proxy in the state the spec asks for, pointing at the ready replicas."""
+        directory = self.config_dir(desired.name)
+        have = live.proxy if live else None
+        logging = desired.spec.inference_logging
+        if desired.topic is None or logging is None:
+            if have is not None:
+                say(f"removing {have.name} (no inference logging)")
+                self._remove(have.id)
+            P.remove_files(directory)
+            return
+        endpoints = [e for e in (self._endpoint(self.api.inspect_container(c)) for c in ready) if e]
+        P.write_upstreams(directory, endpoints)
+        before = (directory / P.PROXY_CONFIG).read_text() if (directory / P.PROXY_CONFIG).exists() else ""
+        port = P.listen_port(directory, self._host)
+        P.write_config(directory, serving=desired.name, model=desired.spec.model.name, topic=desired.topic,
+                       mode=logging.mode.value, bootstrap=self.settings.kafka_bootstrap,
+                       bind=self._host, port=port)
+        changed = before != (directory / P.PROXY_CONFIG).read_text()
+        running = desired.spec.state is S.DesiredState.RUNNING
+        image_differs = have is not None and self.api.inspect_container(have.id)["Config"]["Image"] != self.settings.proxy_image
+        if have is not None and (image_differs or changed):
+            say(f"recreating {have.name}")
+            self._remove(have.id)
+            have = None
+        if have is None:
+            name = P.proxy_name(self.settings.project, desired.name)
+            say(f"creating {name}")
+            labels = {E.LABEL_MANAGED: E.MANAGER, E.LABEL_PROJECT: self.settings.project, E.LABEL_SERVING: desired.name}
+            P.create(self.client, name=name, image=self.settings.proxy_image, labels=labels,
+                     config_dir=directory, start=running)
+        elif running and not have.running:
+            say(f"starting {have.name}")
+            self.api.start(have.id)
+        elif not running and have.running:
+            say(f"stopping {have.name}")
+            self.api.stop(have.id, timeout=10)
+        if running:
+            P.wait_healthy(f"http://{self._host}:{port}", self.settings.ready_timeout)
 
     def _change_in_place(self, r: LiveReplica, desired: DesiredServing, paths: set[str], say: Say) -> None:
         container = self.client.containers.get(r.id)

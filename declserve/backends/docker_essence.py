@@ -25,6 +25,7 @@ LABEL_INDEX = "declserve.io/index"
 LABEL_SPEC_HASH = "declserve.io/spec-hash"
 LABEL_USER_KEYS = "declserve.io/label-keys"
 LABEL_MODEL = "declserve.io/model"
+LABEL_ROLE = "declserve.io/role"
 MANAGER = "declserve"
 MODEL_MOUNT_ROOT = tfs.MODELS_MOUNT + "/"
 PROTECTED_MARK = "protected"  # a file in the serving's config directory, mounted in every replica

@@ -25,7 +25,8 @@ EXAMPLES = ROOT / "examples" / "servings"
 class TestProject:
     __test__ = False  # not a test class
 
-    def __init__(self, base: Path, image: str, *, project_file: dict[str, Any] | None = None) -> None:
+    def __init__(self, base: Path, image: str, *, project_file: dict[str, Any] | None = None,
+                 kafka: str | None = None, proxy_image: str | None = None) -> None:
         self.name = "t" + uuid.uuid4().hex[:8]
         self.root = base / self.name
         self.root.mkdir(parents=True)
@@ -44,6 +45,10 @@ class TestProject:
             type="docker", image=image, stateDir=str(self.state_dir), pullPolicy="never",
             pollSeconds=1, readyTimeoutSeconds=60,
         )
+        if proxy_image:
+            doc["spec"]["backend"]["loggingProxyImage"] = proxy_image
+        if kafka:
+            doc["spec"]["kafka"] = {"bootstrapServers": [kafka], "partitions": 2}
         self.write("declserve.yaml", doc)
 
     def write(self, relative: str, *docs: dict[str, Any]) -> Path:
