@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=commands.history)
 
+    p = sub.add_parser("import", parents=[common], help="adopt a serving started by hand")
+    p.add_argument("name", help="the serving: containers named NAME or NAME-<n>")
+    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
+                   help="wait this long for another run's lock (default 0s)")
+    p.set_defaults(func=commands.import_)
+
     p = sub.add_parser("unprotect", parents=[common], help="lift a serving's protection")
     p.add_argument("name", help="the serving")
     p.set_defaults(func=commands.unprotect)

@@ -204,6 +204,46 @@ def history(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_(args: argparse.Namespace) -> int:
+    from declserve import importer
+    from declserve.plan import Action, ResourceChange
+    from declserve.spec import DNS1123_LABEL
+    import re
+
+    if not re.match(DNS1123_LABEL, args.name):
+        raise InputError.one(f"{args.name!r} is not a DNS-1123 label, so it cannot name a serving", field="NAME")
+    ws = Workspace.open(Path(args.directory))
+    if args.name in ws.desired:
+        raise importer.ImportRefused(f"serving {args.name!r} already has a spec ({ws.desired[args.name].source})")
+    backend = ws.backend
+    with project_lock(backend, "import", args.lock_timeout) as lock:  # type: ignore[arg-type]
+        if args.name in ws.observe().servings:
+            raise importer.ImportRefused(f"serving {args.name!r} is already managed by this project")
+        found = backend.find_unmanaged(args.name)  # type: ignore[attr-defined]
+        if not found:
+            raise importer.ImportRefused(
+                f"no container named {args.name} or {args.name}-<n> runs {backend.settings.image}")  # type: ignore[attr-defined]
+        draft = importer.spec_from_containers(args.name, found, ws.project, None)
+        served = backend.served_by(found, draft["spec"]["model"]["name"])  # type: ignore[attr-defined]
+        doc = importer.spec_from_containers(args.name, found, ws.project, served)
+        path = importer.spec_path(ws.project, args.name)
+        if path.exists():
+            raise importer.ImportRefused(f"{path} exists already")
+        desired = importer.desired_of(doc, ws.project, path)
+        print(f"Adopting {', '.join(a['Name'].lstrip('/') for a in found)} as serving {args.name!r} "
+              f"(model {desired.spec.model.name} version {desired.version}, {desired.spec.instances} instance(s))")
+        change = ResourceChange("serving", args.name, Action.CREATE, ())
+        outcomes = [Outcome(change.address, change.action, Status.DONE)]
+        backend.apply_change(change, desired, None, lambda m: print(f"{change.address}: {m}", flush=True))
+        backend.remove_containers([a["Id"] for a in found])  # type: ignore[attr-defined]
+        importer.write_spec(path, doc, "https://declserve.io/schema/v1/serving.schema.json")
+        from declserve.plan import Plan
+
+        ws.record(Plan(ws.project.name, backend.identity(), (change,), ""), outcomes, "import", lock)
+    print(f"Wrote {path}; the serving is managed now.")
+    return 0
+
+
 def unprotect(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
     if ws.backend.unprotect(args.name):  # type: ignore[attr-defined]

@@ -540,6 +540,30 @@ class DockerBackend:
                 removed = True
         return removed
 
+    # ---- adopting hand-made servings --------------------------------------------------------
+    def find_unmanaged(self, name: str) -> list[dict[str, Any]]:
+        """Containers named NAME or NAME-<n> running the serving image, not labelled by declserve."""
+        pattern = re.compile(rf"^/{re.escape(name)}(-\d+)?$")
+        ids = [
+            c["Id"] for c in self._list()
+            if any(pattern.match(n) for n in c.get("Names") or ())
+            and E.LABEL_PROJECT not in (c.get("Labels") or {})
+        ]
+        found = [a for a in self._inspect_all(ids) if a["Config"].get("Image") == self.settings.image]
+        return sorted(found, key=lambda a: a["Name"])
+
+    def served_by(self, containers: list[dict[str, Any]], model: str) -> tuple[int, ...] | None:
+        for attrs in containers:
+            if attrs["State"].get("Running"):
+                served = self.served_versions(self._endpoint(attrs), model)
+                if served:
+                    return served
+        return None
+
+    def remove_containers(self, ids: list[str]) -> None:
+        for cid in ids:
+            self._remove(cid)
+
     # ---- reading for humans -------------------------------------------------------------
     def logs(self, name: str, tail: int) -> list[tuple[str, str]]:
         live = self.observe({name}).servings.get(name)

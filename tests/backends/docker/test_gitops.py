@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.backends.docker.project import TestProject, changes, field
+from tests.backends.docker.traffic import predict
 
 
 def docker(*args: str) -> str:
@@ -143,3 +146,31 @@ def test_history_lists_every_apply_with_its_outcome(make_project) -> None:
     assert entries[1]["changes"][0]["status"] == "failed"
     text = project.ok("history").stdout
     assert text.count("succeeded") == 2 and text.count("failed") == 1
+
+
+def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_project) -> None:
+    project: TestProject = make_project()
+    (project.root / "servings").mkdir()
+    model_dir = project.root / "registry" / "Models" / "iris"
+    name = f"{project.name}x"  # a serving name nobody else uses on this engine
+    for i in range(2):
+        docker("run", "-d", "--name", f"{name}-{i}", "-p", "127.0.0.1::8501", "--cpus", "0.5", "--memory", "128m",
+               "-v", f"{model_dir}:/models/iris:ro", "-e", "MODEL_NAME=iris", project.image)
+    try:
+        result = project.ok("import", name)
+        assert "model iris version 2, 2 instance(s)" in result.stdout
+        spec = yaml.safe_load((project.root / "servings" / f"{name}.yaml").read_text())
+        assert spec["spec"] == {"model": {"name": "iris", "version": 2}, "instances": 2,
+                                "resources": {"cpu": "500m", "memory": "128Mi"}}
+        assert project.detailed_exitcode() == 0
+        assert len(project.containers(name)) == 2
+        leftovers = docker("ps", "-aq", "--filter", f"name=^/{name}-[0-9]+$").split()
+        assert leftovers == []
+        for url in project.status()[name]["endpoints"]:
+            assert predict(url)["model_version"] == "2"
+        again = project.run("import", name)
+        assert again.returncode == 1 and "already has a spec" in again.stderr
+    finally:
+        ids = docker("ps", "-aq", "--filter", f"name=^/{name}-[0-9]+$").split()
+        if ids:
+            docker("rm", "-f", *ids)
