@@ -305,17 +305,22 @@ class ServingSpec(StrictModel):
         return self
 
 
-class Serving(StrictModel):
-    """One model serving: the unit that plan and apply create, change and delete."""
+class _Document(StrictModel):
+    """What every kind has: the API version and the metadata."""
 
     api_version: Literal["declserve.io/v1"]
-    kind: Literal["Serving"]
     metadata: Metadata
-    spec: ServingSpec
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+
+class Serving(_Document):
+    """One model serving: the unit that plan and apply create, change and delete."""
+
+    kind: Literal["Serving"]
+    spec: ServingSpec
 
 
 class DockerBackend(StrictModel):
@@ -388,17 +393,11 @@ class ProjectSpec(StrictModel):
     kafka: Kafka | None = None
 
 
-class Project(StrictModel):
+class Project(_Document):
     """The project file `declserve.yaml`: registry, backend and Kafka settings."""
 
-    api_version: Literal["declserve.io/v1"]
     kind: Literal["Project"]
-    metadata: Metadata
     spec: ProjectSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
 
 KINDS: dict[str, type[StrictModel]] = {"Serving": Serving, "Project": Project}
