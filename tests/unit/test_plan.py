@@ -8,7 +8,7 @@ import pytest
 
 from declserve.errors import Conflict
 from declserve.live import Blocker, LiveReplica, LiveServing, LiveState, LiveTopic
-from declserve.plan import Action, DesiredResource, FieldChange, make_plan
+from declserve.plan import Action, DesiredResource, EmptyPlanRefused, FieldChange, make_plan
 
 REPLICA = {"image": "tfs:1", "running": True, "resources": {"cpu": "1", "memory": "1Gi"}}
 
@@ -107,10 +107,34 @@ def test_model_name_change_forces_replace() -> None:
 
 
 def test_removed_spec_is_deleted_only_with_prune() -> None:
-    plan = plan_of([], {"m": live()})
+    have = {"m": live(), "k": live("k")}
+    plan = plan_of([desired("k")], have)
     assert plan.changes == () and "--prune" in plan.warnings[0]
-    (change,) = plan_of([], {"m": live()}, prune=True).changes
-    assert change.action is Action.DELETE and plan_of([], {"m": live()}, prune=True).summary.destroy == 1
+    pruned = plan_of([desired("k")], have, prune=True)
+    (change,) = pruned.changes
+    assert change.action is Action.DELETE and change.name == "m" and pruned.summary.destroy == 1
+
+
+def test_pruning_everything_needs_allow_empty() -> None:
+    with pytest.raises(EmptyPlanRefused, match="delete all 1 servings"):
+        plan_of([], {"m": live()}, prune=True)
+    (change,) = plan_of([], {"m": live()}, prune=True, allow_empty=True).changes
+    assert change.action is Action.DELETE
+
+
+def test_protected_serving_survives_prune() -> None:
+    guarded = LiveServing("g", {"model": {"name": "mnist", "version": 2}, "protected": True}, (replica("g-0", 0),))
+    plan = plan_of([], {"g": guarded}, prune=True, allow_empty=True)
+    assert plan.changes == () and any("unprotect g" in w for w in plan.warnings)
+
+
+def test_targets_keep_only_named_servings_and_their_dependencies() -> None:
+    topic = DesiredResource("topic", "t", {"partitions": 1})
+    a = DesiredResource("serving", "a", {"model": {"name": "x", "version": 1}}, dict(REPLICA), 1, ("topic.t",))
+    b = DesiredResource("serving", "b", {"model": {"name": "x", "version": 1}}, dict(REPLICA), 1)
+    plan = make_plan(project="p", backend="t", desired=[a, b, topic], live=LiveState(),
+                     replace_fields=frozenset(), targets=frozenset({"a"}))
+    assert [c.address for c in plan.changes] == ["topic.t", "serving.a"]
 
 
 def test_label_removed_from_spec_shows_up() -> None:
