@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,10 +112,13 @@ def _confirm(prompt: str) -> bool:
 
 def _execute(ws: Workspace, result: Plan, live: object, args: argparse.Namespace) -> list[Outcome]:
     tty = sys.stdout.isatty()
+    lock = threading.Lock()  # events come from worker threads; one whole line at a time
 
     def event(address: str, message: str) -> None:
         stamp = time.strftime("%H:%M:%S ") if tty else ""
-        print(f"{stamp}{address}: {message}", flush=True)
+        with lock:
+            sys.stdout.write(f"{stamp}{address}: {message}\n")
+            sys.stdout.flush()
 
     return execute_plan(result, ws.runner(live), parallelism=args.parallelism, event=event)  # type: ignore[arg-type]
 
