@@ -385,3 +385,13 @@ def test_pre_commit_hook() -> None:
     files = re.compile(hook["files"])
     assert files.search("servings/mnist.yaml") and files.search("declserve.yml")
     assert not files.search("model.py")
+
+
+def test_the_commands_in_the_ci_docs_exist() -> None:
+    """The README section (docs/ci.md) shows command lines too; they must exist as well."""
+    text = (ROOT / "docs" / "ci.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, re.S)
+    argvs = [argv for block in blocks for line in logical_lines(block) for argv in declserve_argvs(line)]
+    assert len(argvs) >= 3, argvs
+    for argv in argvs:
+        assert not problems(argv), f"docs/ci.md: declserve {' '.join(argv)}: {problems(argv)}"
