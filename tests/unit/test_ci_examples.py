@@ -387,11 +387,13 @@ def test_pre_commit_hook() -> None:
     assert not files.search("model.py")
 
 
-def test_the_commands_in_the_ci_docs_exist() -> None:
-    """The README section (docs/ci.md) shows command lines too; they must exist as well."""
-    text = (ROOT / "docs" / "ci.md").read_text()
-    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, re.S)
+def test_the_commands_in_the_readme_exist() -> None:
+    """The README shows command lines too (its CI section among them); they must exist as well."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", text, re.S)
+    consoles = re.findall(r"```console\n(.*?)```", text, re.S)  # only the typed lines
+    blocks += ["\n".join(l[2:] for l in c.splitlines() if l.startswith("$ ")) for c in consoles]
     argvs = [argv for block in blocks for line in logical_lines(block) for argv in declserve_argvs(line)]
     assert len(argvs) >= 3, argvs
     for argv in argvs:
-        assert not problems(argv), f"docs/ci.md: declserve {' '.join(argv)}: {problems(argv)}"
+        assert not problems(argv), f"README.md: declserve {' '.join(argv)}: {problems(argv)}"
