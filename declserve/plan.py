@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any, Iterable
 
 from declserve.errors import Conflict, DeclserveError
-from declserve.live import LiveReplica, LiveServing, LiveState, LiveTopic, flatten
+from declserve.live import LiveReplica, LiveServing, LiveState, flatten
 
 ABSENT = None
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import jsonschema
 import yaml
 
 from tests.backends.docker.project import EXAMPLES, ROOT, TestProject, changes, field
-from tests.backends.docker.traffic import SteadyClient, predict, served_version
+from tests.backends.docker.traffic import SteadyClient, served_version
 
 
 def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) -> None:
