@@ -62,6 +62,7 @@ export GOMAXPROCS=${GOMAXPROCS:-2}
 JOBS=${DECLSERVE_BUILD_JOBS:-2}
 
 mkdir -p "$BIN"
+trap 'rm -f "$BIN"/.*.tmp.$$' EXIT   # half-written binaries of an interrupted build
 # Serialise concurrent runs (two pytest sessions starting at once).
 exec 9>"$BIN/.lock"
 if command -v flock >/dev/null 2>&1; then

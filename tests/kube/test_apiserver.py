@@ -27,6 +27,10 @@ APPLY = "application/apply-patch+yaml"
 MANAGER = "declserve-test"
 ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
 
+# The first run builds kube-apiserver inside the fixture (10-25 min on 2 cores), which does not
+# fit pyproject's 900 s per-test timeout; scripts/setup.sh should run testinfra/kube/setup.sh.
+pytestmark = pytest.mark.timeout(60 * 60)
+
 
 # --------------------------------------------------------------------------------------------
 # fixtures and helpers
