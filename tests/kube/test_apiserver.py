@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -61,12 +61,12 @@ def _managers(obj) -> dict[str, str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _expected_k8s_version() -> str:
     gomod = (REPO / "testinfra" / "kube-apiserver" / "go.mod").read_text()
-    m = re.search(r"^\s*k8s\.io/kubernetes (v\S+)", gomod, re.M)
+    m = re.search(r"^\s*k8s\.io/kubernetes (v\S+)", gomod, re.MULTILINE)
     assert m, "k8s.io/kubernetes not pinned in testinfra/kube-apiserver/go.mod"
     return m.group(1)
 
@@ -144,9 +144,8 @@ def test_unauthenticated_requests_are_rejected(kube_apiserver):
     cfg.ssl_ca_cert = str(kube_apiserver.ca_file)
     cfg.proxy = None
     cfg.api_key = {"authorization": "Bearer not-the-token"}
-    with client.ApiClient(cfg) as anon:
-        with pytest.raises(ApiException) as err:
-            client.CoreV1Api(anon).list_namespace()
+    with client.ApiClient(cfg) as anon, pytest.raises(ApiException) as err:
+        client.CoreV1Api(anon).list_namespace()
     assert err.value.status == 401
 
 
@@ -193,7 +192,8 @@ def _deployment(name: str, replicas: int, image: str) -> dict:
 
 def test_deployment_create_read_apply_delete(api, ns):
     apps = client.AppsV1Api(api)
-    created = apps.create_namespaced_deployment(ns, _deployment("tfs", 1, "tensorflow/serving:2.19.0"))
+    created = apps.create_namespaced_deployment(
+        ns, _deployment("tfs", 1, "tensorflow/serving:2.19.0"))
     assert created.metadata.uid and created.metadata.generation == 1
     # server-side defaulting proves a real API server
     assert created.spec.strategy.type == "RollingUpdate"
@@ -294,7 +294,7 @@ def test_configmap_create_read_apply_delete(api, ns):
 
 def test_lease_create_read_apply_delete(api, ns):
     coord = client.CoordinationV1Api(api)
-    acquired = datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=timezone.utc)
+    acquired = datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)
     body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "declserve-apply-lock"},
             "spec": {"holderIdentity": "runner-a", "leaseDurationSeconds": 30,
@@ -315,7 +315,7 @@ def test_lease_create_read_apply_delete(api, ns):
                                            _content_type=APPLY)
     assert applied.spec.holder_identity == "runner-b"
     assert applied.spec.lease_transitions == 1
-    assert applied.spec.renew_time == datetime(2026, 1, 1, 0, 0, 10, 500000, tzinfo=timezone.utc)
+    assert applied.spec.renew_time == datetime(2026, 1, 1, 0, 0, 10, 500000, tzinfo=UTC)
     assert _managers(applied)[MANAGER] == "Apply"
 
     # optimistic concurrency: a replace with a stale resourceVersion conflicts
@@ -351,7 +351,8 @@ def _isvc(name: str) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": "Serverless"}},
+        "metadata": {"name": name,
+                     "annotations": {"serving.kserve.io/deploymentMode": "Serverless"}},
         "spec": {
             "predictor": {
                 "minReplicas": 0,
