@@ -203,7 +203,7 @@ def history(args: argparse.Namespace) -> int:
     for e in entries:
         s = e["summary"]
         commit = (e.get("commit") or "-")[:12]
-        print(f"{e['time']}  {e['outcome']:<9}  {e['operation']:<10}  {e['user']}@{e['host']}  "
+        print(f"{e['time'][:19].replace('T', ' ')}  {e['outcome']:<9}  {e['operation']:<10}  {e['user']}@{e['host']}  "
               f"commit {commit}  +{s['add']} ~{s['change']} -{s['destroy']}")
     return 0
 

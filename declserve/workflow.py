@@ -139,7 +139,8 @@ class Workspace:
         s = plan.summary
         entry = {
             "id": lock.id,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            # microseconds: entries made within one second must still sort in order
+            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
             "user": lock.who,
             "host": lock.host,
             "operation": operation,
