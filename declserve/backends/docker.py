@@ -9,6 +9,7 @@ container ready before the old one goes). Only this module talks to the Docker e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -78,9 +79,9 @@ class DockerSettings:
 
 def connect(base_url: str | None) -> docker.DockerClient:
     try:
-        client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
-        client.ping()
-        return client
+        # Creating the client already asks the engine for its API version, so an engine that
+        # is down fails here; no separate ping.
+        return docker.DockerClient(base_url=base_url, version="auto") if base_url else docker.from_env(version="auto")
     except (docker.errors.DockerException, OSError) as exc:
         where = base_url or os.environ.get("DOCKER_HOST") or "the local socket"
         raise BackendUnavailable(
@@ -170,63 +171,81 @@ class DockerBackend:
         return f"http://{self._host}:{ports[0]['HostPort']}"
 
     def served_versions(self, endpoint: str | None, model: str | None, timeout: float = 1.0) -> tuple[int, ...] | None:
+        """Versions the server reports AVAILABLE; None when it does not answer.
+
+        http.client rather than urllib: a plan asks every replica, and urllib's opener and
+        proxy lookup cost more than the request itself on loopback.
+        """
         if not endpoint or not model:
             return None
+        host, port = endpoint.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
-            with urllib.request.urlopen(f"{endpoint}/v1/models/{model}", timeout=timeout) as resp:
-                return tfs.available_versions(resp.read())
-        except (urllib.error.URLError, OSError, ValueError):
+            connection.request("GET", f"/v1/models/{model}")
+            response = connection.getresponse()
+            if response.status != 200:
+                return None
+            return tfs.available_versions(response.read())
+        except (OSError, ValueError, http.client.HTTPException):
             return None
+        finally:
+            connection.close()
+
+    def _read_container(self, cid: str) -> tuple[dict[str, Any], tuple[int, ...] | None] | None:
+        """One container's inspect output and, for a running replica, what its server serves.
+
+        Both in one worker so that the engine's answers and the servers' answers overlap.
+        """
+        try:
+            attrs = self.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return None  # removed between list and inspect
+        labels = attrs["Config"]["Labels"]
+        if labels.get(E.LABEL_ROLE) == P.ROLE_PROXY or not attrs["State"].get("Running"):
+            return attrs, None
+        return attrs, self.served_versions(self._endpoint(attrs), labels.get(E.LABEL_MODEL))
 
     def observe(self, names: set[str]) -> LiveState:
         raw = self._list()
         ours = [c["Id"] for c in raw if self._is_ours(c.get("Labels") or {})]
-        inspected = self._inspect_all(ours)
-        by_serving: dict[str, list[dict[str, Any]]] = {}
+        # Few workers: reading is bound by CPU here (JSON parsing, and the servers answering on
+        # the same cores), so more threads only add switching; measured in bench/plan.py.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            read = [r for r in pool.map(self._read_container, ours) if r is not None]
+        by_serving: dict[str, list[tuple[dict[str, Any], tuple[int, ...] | None]]] = {}
         proxies: dict[str, dict[str, Any]] = {}
-        for attrs in inspected:
+        for attrs, served in read:
             labels = attrs["Config"]["Labels"]
+            replicas_of = by_serving.setdefault(labels[E.LABEL_SERVING], [])
             if labels.get(E.LABEL_ROLE) == P.ROLE_PROXY:
                 proxies[labels[E.LABEL_SERVING]] = attrs
-                by_serving.setdefault(labels[E.LABEL_SERVING], [])
             else:
-                by_serving.setdefault(labels[E.LABEL_SERVING], []).append(attrs)
-        probes = []
-        essences = {}
+                replicas_of.append((attrs, served))
+        servings = {}
         for serving, containers in by_serving.items():
-            config_dir = next((d for d in map(E.config_dir_of, [*containers, *filter(None, [proxies.get(serving)])]) if d), None)
-            essences[serving] = E.observed_serving_essence(config_dir)
-            logging = P.observed_logging(proxies.get(serving), config_dir)
+            proxy = proxies.get(serving)
+            dirs = [E.config_dir_of(a) for a, _ in containers] + ([E.config_dir_of(proxy)] if proxy else [])
+            config_dir = next((d for d in dirs if d), None)
+            essence = E.observed_serving_essence(config_dir)
+            logging = P.observed_logging(proxy, config_dir)
             if logging is not None:
-                essences[serving]["logging"] = logging
-            model = essences[serving]["model"]["name"]
-            for attrs in containers:
-                running = bool(attrs["State"].get("Running"))
-                probes.append((attrs, self._endpoint(attrs) if running else None, model))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            versions = list(pool.map(lambda p: self.served_versions(p[1], p[2]), probes))
-        replicas: dict[str, list[LiveReplica]] = {}
-        for (attrs, endpoint, _), served in zip(probes, versions):
-            labels = attrs["Config"]["Labels"]
-            index = labels.get(E.LABEL_INDEX, "")
-            replicas.setdefault(labels[E.LABEL_SERVING], []).append(
-                LiveReplica(
-                    name=attrs["Name"].lstrip("/"),
-                    id=attrs["Id"],
-                    index=int(index) if index.isdigit() else None,
-                    running=bool(attrs["State"].get("Running")),
-                    status=attrs["State"].get("Status", "unknown"),
-                    essence=E.observed_replica_essence(attrs),
-                    endpoint=self._endpoint(attrs),
-                    served_versions=served,
-                )
-            )
-        servings = {
-            name: LiveServing(name, essences[name], tuple(sorted(replicas.get(name, []), key=lambda r: r.name)),
-                              proxy=self._proxy_replica(proxies.get(name)))
-            for name in by_serving
-        }
+                essence["logging"] = logging
+            replicas = tuple(sorted((self._replica(a, served) for a, served in containers), key=lambda r: r.name))
+            servings[serving] = LiveServing(serving, essence, replicas, proxy=self._proxy_replica(proxy))
         return LiveState(servings=servings, blockers=tuple(self._blockers(raw, names)))
+
+    def _replica(self, attrs: dict[str, Any], served: tuple[int, ...] | None) -> LiveReplica:
+        index = attrs["Config"]["Labels"].get(E.LABEL_INDEX, "")
+        return LiveReplica(
+            name=attrs["Name"].lstrip("/"),
+            id=attrs["Id"],
+            index=int(index) if index.isdigit() else None,
+            running=bool(attrs["State"].get("Running")),
+            status=attrs["State"].get("Status", "unknown"),
+            essence=E.observed_replica_essence(attrs),
+            endpoint=self._endpoint(attrs),
+            served_versions=served,
+        )
 
     def _proxy_replica(self, attrs: dict[str, Any] | None) -> LiveReplica | None:
         if attrs is None:
