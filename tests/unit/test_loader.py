@@ -1,0 +1,91 @@
+"""The loader: which files are specs, several documents per file, and every problem at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from declserve.errors import InputError
+from declserve.loader import collect, load_project
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = ROOT / "tests" / "data" / "registry"
+
+PROJECT = f"""apiVersion: declserve.io/v1
+kind: Project
+metadata: {{name: p}}
+spec:
+  registry: {REGISTRY}
+  backend: {{type: docker}}
+"""
+
+
+def serving(name: str, version: object = 1, extra: str = "") -> str:
+    return (f"apiVersion: declserve.io/v1\nkind: Serving\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  model: {{name: mnist, version: {version}}}\n{extra}")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "declserve.yaml").write_text(PROJECT)
+    return tmp_path
+
+
+def test_several_documents_per_file_and_nested_folders(project: Path) -> None:
+    (project / "a").mkdir()
+    (project / "a" / "two.yaml").write_text(serving("x") + "---\n" + serving("y", "latest"))
+    (project / "b.yml").write_text("---\n" + serving("z") + "---\n")  # empty documents are fine
+    loaded = load_project(project)
+    assert sorted(s.name for s in loaded.servings) == ["x", "y", "z"]
+
+
+def test_hidden_folders_and_the_registry_are_not_specs(project: Path, tmp_path: Path) -> None:
+    (project / ".github").mkdir()
+    (project / ".github" / "ci.yaml").write_text("on: push\n")
+    registry = project / "registry"
+    (registry / "Models" / "m" / "1" / "variables").mkdir(parents=True)
+    (registry / "Models" / "m" / "1" / "saved_model.pb").write_bytes(b"\x08")
+    (registry / "notes.yaml").write_text("not: a spec\n")
+    (project / "declserve.yaml").write_text(PROJECT.replace(str(REGISTRY), "registry"))
+    (project / "s.yaml").write_text(serving("x").replace("mnist", "m"))
+    assert [s.name for s in load_project(project).servings] == ["x"]
+
+
+def test_every_problem_is_reported_not_only_the_first(project: Path) -> None:
+    (project / "a.yaml").write_text(serving("a", 0) + "  instances: -1\n")
+    (project / "b.yaml").write_text(serving("B"))
+    (project / "c.yaml").write_text(serving("c", 9))
+    _, problems = collect(project)
+    where = sorted((Path(p.file).name, p.field) for p in problems)
+    assert where == [("a.yaml", "spec.instances"), ("a.yaml", "spec.model.version"),
+                     ("b.yaml", "metadata.name"), ("c.yaml", "spec.model.version")]
+
+
+def test_load_project_raises_with_all_problems(project: Path) -> None:
+    (project / "a.yaml").write_text(serving("a", 0))
+    with pytest.raises(InputError) as err:
+        load_project(project)
+    assert len(err.value.problems) == 1 and "a.yaml:5:" in err.value.problems[0].format()
+
+
+def test_latest_is_accepted_and_pinned_later(project: Path) -> None:
+    (project / "a.yaml").write_text(serving("a", "latest"))
+    (loaded,) = load_project(project).servings
+    assert loaded.serving.spec.model.version == "latest"
+
+
+def test_the_example_project_is_valid() -> None:
+    run = subprocess.run([sys.executable, "-m", "declserve.cli", "validate", "-C", str(ROOT / "examples" / "servings")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+
+
+def test_bad_flags_exit_1_with_one_sentence() -> None:
+    run = subprocess.run([sys.executable, "-m", "declserve.cli", "apply", "--parallelism", "zero"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1 and "--parallelism" in run.stderr and "'zero'" in run.stderr
