@@ -17,6 +17,7 @@ from pathlib import Path
 from declserve import render
 from declserve.apply import Outcome, Status, execute_plan
 from declserve.errors import DeclserveError, InputError
+from declserve.live import LiveState
 from declserve.loader import collect
 from declserve.lock import LockHeld, project_lock
 from declserve.plan import Plan
@@ -84,7 +85,7 @@ def plan(args: argparse.Namespace) -> int:
                        targets=_targets(args), allow_empty=args.allow_empty)
 
     if args.lock:
-        with project_lock(ws.backend, "plan", args.lock_timeout):  # type: ignore[arg-type]
+        with project_lock(ws.backend, "plan", args.lock_timeout):
             result = make()
     else:
         result = make()
@@ -110,7 +111,7 @@ def _confirm(prompt: str) -> bool:
     return answer.strip() == "yes"
 
 
-def _execute(ws: Workspace, result: Plan, live: object, args: argparse.Namespace) -> list[Outcome]:
+def _execute(ws: Workspace, result: Plan, live: LiveState, args: argparse.Namespace) -> list[Outcome]:
     tty = sys.stdout.isatty()
     lock = threading.Lock()  # events come from worker threads; one whole line at a time
 
@@ -120,7 +121,7 @@ def _execute(ws: Workspace, result: Plan, live: object, args: argparse.Namespace
             sys.stdout.write(f"{stamp}{address}: {message}\n")
             sys.stdout.flush()
 
-    return execute_plan(result, ws.runner(live), parallelism=args.parallelism, event=event)  # type: ignore[arg-type]
+    return execute_plan(result, ws.runner(live), parallelism=args.parallelism, event=event)
 
 
 def _finish(outcomes: list[Outcome]) -> int:
@@ -139,7 +140,7 @@ def _apply_saved(ws: Workspace, args: argparse.Namespace) -> int:
     if saved.backend != ws.backend.identity():
         raise InputError.one(f"the plan is for backend {saved.backend}, not {ws.backend.identity()}", file=str(path))
     ws.desired = desired
-    with project_lock(ws.backend, "apply", args.lock_timeout) as lock:  # type: ignore[arg-type]
+    with project_lock(ws.backend, "apply", args.lock_timeout) as lock:
         live = ws.observe()
         if live.fingerprint() != saved.live_fingerprint:
             raise StalePlan(f"{path}: the plan is stale: the live state changed since it was made; "
@@ -158,7 +159,7 @@ def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         return _apply_saved(ws, args)
     if destroy:
         ws.desired = {}
-    with project_lock(ws.backend, "destroy" if destroy else "apply", args.lock_timeout) as lock:  # type: ignore[arg-type]
+    with project_lock(ws.backend, "destroy" if destroy else "apply", args.lock_timeout) as lock:
         live = ws.observe()
         result = ws.plan(live, prune=args.prune or destroy, delete_topics=args.delete_topics,
                          targets=_targets(args), allow_empty=args.allow_empty or destroy)
@@ -181,20 +182,20 @@ def destroy(args: argparse.Namespace) -> int:
 
 def force_unlock(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
-    holder = ws.backend.read_lock()  # type: ignore[attr-defined]
+    holder = ws.backend.read_lock()
     if holder is None:
         print("The project is not locked.")
         return 0
     if holder.id != args.lock_id:
         raise InputError.one(f"the lock is {holder.id}, not {args.lock_id}: {holder.describe()}", field="ID")
-    ws.backend.unlock(holder.id)  # type: ignore[attr-defined]
+    ws.backend.unlock(holder.id)
     print(f"Removed {holder.describe()}")
     return 0
 
 
 def history(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
-    entries = ws.backend.history()  # type: ignore[attr-defined]
+    entries = ws.backend.history()
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
@@ -220,7 +221,7 @@ def import_(args: argparse.Namespace) -> int:
     if args.name in ws.desired:
         raise importer.ImportRefused(f"serving {args.name!r} already has a spec ({ws.desired[args.name].source})")
     backend = ws.backend
-    with project_lock(backend, "import", args.lock_timeout) as lock:  # type: ignore[arg-type]
+    with project_lock(backend, "import", args.lock_timeout) as lock:
         if args.name in ws.observe().servings:
             raise importer.ImportRefused(f"serving {args.name!r} is already managed by this project")
         found = backend.find_unmanaged(args.name)  # type: ignore[attr-defined]
@@ -250,7 +251,7 @@ def import_(args: argparse.Namespace) -> int:
 
 def unprotect(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
-    if ws.backend.unprotect(args.name):  # type: ignore[attr-defined]
+    if ws.backend.unprotect(args.name):
         print(f"Serving {args.name!r} is no longer protected; --prune or destroy may now delete it.")
     else:
         print(f"Serving {args.name!r} was not protected.")

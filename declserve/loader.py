@@ -161,7 +161,7 @@ def schema_problems(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Pr
             if isinstance(rule, S.RuleError):
                 loc = loc + rule.field
             real = _walk_real_path(doc.data, loc)
-            message = _message(err, model, loc)
+            message = _message(dict(err), model, loc)
             messages, is_key = grouped.setdefault(real, ([], err["type"] == "extra_forbidden"))
             if message not in messages:
                 messages.append(message)

@@ -8,10 +8,11 @@ details `status` shows. The plan engine sees only essences and never imports a b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from declserve.desired import DesiredServing
 from declserve.live import LiveServing, LiveState
+from declserve.lock import LockInfo
 from declserve.plan import DesiredResource, ResourceChange
 
 Say = Callable[[str], None]
@@ -49,3 +50,18 @@ class Backend(Protocol):
 
     def logs(self, name: str, tail: int) -> list[tuple[str, str]]:
         """(replica, text) of each replica's recent log."""
+
+    # The project's records on the backend: the lock, the apply history, protection marks.
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the project lock atomically; the holder's info when it is taken already."""
+
+    def unlock(self, lock_id: str) -> bool: ...
+
+    def read_lock(self) -> LockInfo | None: ...
+
+    def record_history(self, entry: dict[str, Any]) -> None: ...
+
+    def history(self) -> list[dict[str, Any]]: ...
+
+    def unprotect(self, name: str) -> bool:
+        """Remove a live serving's protection mark; whether it had one."""

@@ -391,14 +391,14 @@ class DockerBackend:
             say(f"updating limits of {r.name}")
             # The SDK's update_container has no NanoCpus, and CPU quota would conflict with the
             # NanoCpus set at creation, so the engine's update endpoint is called directly.
-            url = self.api._url("/containers/{0}/update", r.id)
+            url = self.api._url("/containers/{0}/update", r.id)  # type: ignore[attr-defined]
             body = {
                 "NanoCpus": int(res.cpu_cores * 10**9),
                 "Memory": res.memory_bytes,
                 "MemorySwap": res.memory_bytes,
             }
             try:
-                self.api._result(self.api._post_json(url, data=body), True)
+                self.api._result(self.api._post_json(url, data=body), True)  # type: ignore[attr-defined]
             except docker.errors.APIError as exc:
                 raise Rejected(f"the Docker engine refused to change the limits of {r.name}: "
                                f"{exc.explanation}") from exc
@@ -459,7 +459,7 @@ class DockerBackend:
         self._ensure_image()
         spec = desired.spec
         gpus = spec.resources.gpus
-        policy = {"Name": self.settings.restart_policy}
+        policy: dict[str, Any] = {"Name": self.settings.restart_policy}
         if self.settings.restart_policy == "on-failure":
             policy["MaximumRetryCount"] = 5
         try:
@@ -473,12 +473,13 @@ class DockerBackend:
                     Mount(f"{tfs.MODELS_MOUNT}/{spec.model.name}", str(desired.model_dir), type="bind", read_only=True),
                     Mount(tfs.CONFIG_DIR, str(self.config_dir(desired.name)), type="bind", read_only=True),
                 ],
-                ports={f"{tfs.REST_PORT}/tcp": (self.settings.bind_address, None)},
+                # None: the engine picks a free host port (the SDK's stubs omit that case).
+                ports={f"{tfs.REST_PORT}/tcp": (self.settings.bind_address, None)},  # type: ignore[dict-item]
                 nano_cpus=int(spec.resources.cpu_cores * 10**9),
                 mem_limit=spec.resources.memory_bytes,
                 memswap_limit=spec.resources.memory_bytes,
                 device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None,
-                restart_policy=policy,
+                restart_policy=policy,  # type: ignore[arg-type]
             )
         except docker.errors.APIError as exc:
             if exc.status_code == 409:

@@ -63,7 +63,7 @@ class KafkaTopics:
         from confluent_kafka.admin import AdminClient
 
         self.settings = settings
-        self.admin = AdminClient({"bootstrap.servers": settings.servers, "logger": _QUIET,
+        self.admin = AdminClient({"bootstrap.servers": settings.servers, "logger": _QUIET,  # type: ignore[dict-item]
                                   "socket.connection.setup.timeout.ms": int(settings.timeout * 1000)})
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
@@ -110,7 +110,7 @@ class KafkaTopics:
                          replication_factor=essence["replicationFactor"],
                          config={"retention.ms": str(essence["retentionMs"])})
         self._wait(self.admin.create_topics([topic], request_timeout=self.settings.timeout), f"create topic {name}",
-                   ok_codes={"TOPIC_ALREADY_EXISTS"})
+                   ok_codes=frozenset({"TOPIC_ALREADY_EXISTS"}))
 
     def update(self, name: str, before: dict[str, Any], after: dict[str, Any]) -> None:
         from confluent_kafka.admin import ConfigResource, NewPartitions
@@ -127,9 +127,9 @@ class KafkaTopics:
 
     def delete(self, name: str) -> None:
         self._wait(self.admin.delete_topics([name], request_timeout=self.settings.timeout),
-                   f"delete topic {name}", ok_codes={"UNKNOWN_TOPIC_OR_PART"})
+                   f"delete topic {name}", ok_codes=frozenset({"UNKNOWN_TOPIC_OR_PART"}))
 
-    def _wait(self, futures: dict[Any, Any], what: str, ok_codes: set[str] = frozenset()) -> None:
+    def _wait(self, futures: dict[Any, Any], what: str, ok_codes: frozenset[str] = frozenset()) -> None:
         from confluent_kafka import KafkaException
 
         for future in futures.values():
