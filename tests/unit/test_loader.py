@@ -89,3 +89,13 @@ def test_bad_flags_exit_1_with_one_sentence() -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert run.stderr.count("\n") == 1 and "--parallelism" in run.stderr and "'zero'" in run.stderr
+
+
+def test_an_unreachable_docker_engine_is_one_clear_sentence(tmp_path: Path) -> None:
+    (tmp_path / "declserve.yaml").write_text(
+        PROJECT.replace("backend: {type: docker}", f"backend: {{type: docker, baseUrl: 'unix://{tmp_path}/no.sock'}}"))
+    (tmp_path / "s.yaml").write_text(serving("a"))
+    run = subprocess.run([sys.executable, "-m", "declserve.cli", "plan", "-C", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr == f"declserve: error: cannot reach the Docker engine at unix://{tmp_path}/no.sock: is dockerd running?\n"
