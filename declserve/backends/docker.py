@@ -231,6 +231,9 @@ class DockerBackend:
             if logging is not None:
                 essence["logging"] = logging
             replicas = tuple(sorted((self._replica(a, served) for a, served in containers), key=lambda r: r.name))
+            if logging is not None:
+                running = sorted(r.endpoint for r in replicas if r.running and r.endpoint)
+                logging["upstreamsCurrent"] = P.read_upstreams(config_dir) == running
             servings[serving] = LiveServing(serving, essence, replicas, proxy=self._proxy_replica(proxy))
         return LiveState(servings=servings, blockers=tuple(self._blockers(raw, names)))
 

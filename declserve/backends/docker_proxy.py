@@ -37,7 +37,18 @@ def proxy_name(project: str, serving: str) -> str:
 def desired_logging(topic: str | None, mode: str | None, image: str, running: bool) -> dict[str, Any] | None:
     if topic is None:
         return None
-    return {"topic": topic, "mode": mode, "image": image, "running": running}
+    # upstreamsCurrent: the proxy's list of replicas matches the replicas that run (their
+    # published ports change when the engine restarts them).
+    return {"topic": topic, "mode": mode, "image": image, "running": running, "upstreamsCurrent": True}
+
+
+def read_upstreams(config_dir: Path | None) -> list[str] | None:
+    if config_dir is None:
+        return None
+    try:
+        return sorted(json.loads((config_dir / UPSTREAMS).read_text())["upstreams"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def observed_logging(attrs: dict[str, Any] | None, config_dir: Path | None) -> dict[str, Any] | None:

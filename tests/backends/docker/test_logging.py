@@ -177,3 +177,17 @@ def test_broker_down_fails_plan_and_apply_and_changes_nothing(logged: TestProjec
         assert logged.containers() == []
     finally:
         kafka_broker.start()
+
+
+def test_proxy_upstreams_out_of_date_are_drift_and_apply_rewrites_them(logged: TestProject, kafka_broker: Any) -> None:
+    logged.serving("a", instances=2, inferenceLogging={"topic": "create"})
+    logged.apply()
+    upstreams = logged.state_dir / logged.name / "a" / "upstreams.json"
+    upstreams.write_text(json.dumps({"upstreams": ["http://127.0.0.1:9"]}))  # as after an engine restart
+    assert changes(logged.plan(), "serving.a") == {field("logging.upstreamsCurrent", False, True)}
+    logged.apply()
+    assert logged.detailed_exitcode() == 0
+    status = logged.status()["a"]
+    assert sorted(json.loads(upstreams.read_text())["upstreams"]) == sorted(
+        u.removesuffix("/v1/models/mnist") for u in status["endpoints"])
+    assert predict(status["loggingEndpoint"])["model_version"] == "1"
