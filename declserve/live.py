@@ -31,7 +31,6 @@ class LiveServing:
     name: str
     essence: dict[str, Any]
     replicas: tuple[LiveReplica, ...]
-    last_applied: dict[str, Any] | None = None
     proxy: LiveReplica | None = None  # the inference-logging proxy, where the backend has one
 
     @property

@@ -7,7 +7,6 @@ details `status` shows. The plan engine sees only essences and never imports a b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from declserve.desired import DesiredServing
@@ -16,14 +15,6 @@ from declserve.lock import LockInfo
 from declserve.plan import DesiredResource, ResourceChange
 
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ReplicaStatus:
-    name: str
-    state: str
-    endpoint: str | None
-    served_versions: tuple[int, ...] | None
 
 
 class Backend(Protocol):
