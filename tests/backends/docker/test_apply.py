@@ -168,3 +168,22 @@ def test_json_plan_validates_against_its_schema_and_markdown_starts_with_summary
     text = project.ok("plan", "--no-color").stdout
     assert "+ serving.mnist" in text and text.rstrip().endswith("Plan: 1 to add, 0 to change, 0 to destroy.")
     assert "\x1b[" not in text
+
+
+def test_status_and_logs_show_the_details_of_each_serving(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("mnist", version=2, instances=2)
+    project.serving("off", model="iris", state="stopped")
+    project.apply()
+    text = project.ok("status").stdout
+    assert "mnist" in text and "running" in text and "v2 (served: 2)" in text and "instances 2/2" in text
+    assert "off" in text and "stopped" in text and "instances 0/1" in text
+    assert text.count("http://127.0.0.1:") == 2
+    one = json.loads(project.ok("status", "mnist", "--json").stdout)
+    assert [r["name"] for r in one] == ["mnist"] and one[0]["servedVersions"] == [2]
+    logs = project.ok("logs", "mnist", "--tail", "50").stdout.splitlines()
+    replicas = {line.split(" | ")[0] for line in logs}
+    assert replicas == {f"{project.name}-mnist-0", f"{project.name}-mnist-1"}
+    assert any("Successfully loaded servable version" in line for line in logs)
+    missing = project.run("logs", "nope")
+    assert missing.returncode == 1 and "no serving named 'nope'" in missing.stderr
