@@ -142,6 +142,10 @@ def bench_engine() -> None:
                              capture_output=True, text=True).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=declserve.io/history={name}"],
+                                 capture_output=True, text=True).stdout.split()
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
