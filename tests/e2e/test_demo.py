@@ -40,3 +40,7 @@ def test_main_job_command_applies_the_examples_and_a_second_run_changes_nothing(
     finally:
         subprocess.run([*declserve, "destroy", "-C", str(DEMO), "--auto-approve"], env=env,
                        capture_output=True, text=True, timeout=600)
+        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", "label=declserve.io/history=demo"],
+                                 capture_output=True, text=True).stdout.split()
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
