@@ -359,10 +359,10 @@ class DockerBackend:
         endpoints = [e for e in (self._endpoint(self.api.inspect_container(c)) for c in ready) if e]
         P.write_upstreams(directory, endpoints)
         before = (directory / P.PROXY_CONFIG).read_text() if (directory / P.PROXY_CONFIG).exists() else ""
-        port = P.listen_port(directory, self._host)
+        port = P.listen_port(directory, self.settings.bind_address)
         P.write_config(directory, serving=desired.name, model=desired.spec.model.name, topic=desired.topic,
                        mode=logging.mode.value, bootstrap=self.settings.kafka_bootstrap,
-                       bind=self._host, port=port)
+                       bind=self.settings.bind_address, port=port)
         changed = before != (directory / P.PROXY_CONFIG).read_text()
         running = desired.spec.state is S.DesiredState.RUNNING
         image_differs = have is not None and self.api.inspect_container(have.id)["Config"]["Image"] != self.settings.proxy_image
