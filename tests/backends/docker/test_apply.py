@@ -187,3 +187,19 @@ def test_status_and_logs_show_the_details_of_each_serving(make_project) -> None:
     assert any("Successfully loaded servable version" in line for line in logs)
     missing = project.run("logs", "nope")
     assert missing.returncode == 1 and "no serving named 'nope'" in missing.stderr
+
+
+def test_apply_without_auto_approve_asks_and_only_yes_applies(make_project) -> None:
+    import os
+    import sys
+
+    project: TestProject = make_project()
+    project.serving("mnist")
+    command = [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root), "--no-color"]
+    for answer in ("no\n", "", "YES\n"):
+        declined = subprocess.run(command, input=answer, capture_output=True, text=True, timeout=120, env=os.environ)
+        assert declined.returncode == 1 and "Only 'yes' will be accepted" in declined.stdout
+        assert "nothing was changed" in declined.stderr and project.containers() == []
+    accepted = subprocess.run(command, input="yes\n", capture_output=True, text=True, timeout=300, env=os.environ)
+    assert accepted.returncode == 0 and "Apply complete" in accepted.stdout
+    assert len(project.containers()) == 1
