@@ -203,3 +203,35 @@ def test_apply_without_auto_approve_asks_and_only_yes_applies(make_project) -> N
     accepted = subprocess.run(command, input="yes\n", capture_output=True, text=True, timeout=300, env=os.environ)
     assert accepted.returncode == 0 and "Apply complete" in accepted.stdout
     assert len(project.containers()) == 1
+
+
+def test_plan_colours_only_on_a_terminal_and_never_with_no_color(make_project) -> None:
+    import os
+    import pty
+    import sys
+
+    project: TestProject = make_project()
+    project.serving("mnist")
+
+    def on_terminal(*flags: str) -> str:
+        leader, follower = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        child = subprocess.run([sys.executable, "-m", "declserve.cli", "plan", "-C", str(project.root), *flags],
+                               stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=120)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        assert child.returncode == 0
+        return b"".join(chunks).decode()
+
+    assert "\x1b[32m+ serving.mnist" in on_terminal()
+    assert "\x1b[" not in on_terminal("--no-color")
+    assert "\x1b[" not in project.ok("plan").stdout  # a pipe is not a terminal
