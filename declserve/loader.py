@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from declserve import spec as S
-from declserve.errors import InputError, Problem
+from declserve.errors import InputError, Problem, display_path
 from declserve.registry import Registry, RegistryError
 from declserve.yamlsource import Document, Path_, read_documents
 
@@ -145,10 +145,6 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) 
     return str(err["msg"])
 
 
-def _version_message(messages: list[str]) -> str:
-    return "must be a positive whole number or 'latest'"
-
-
 def schema_problems(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Problem]]:
     """Validate a document against a kind; one problem per field, at the field's place."""
     try:
@@ -174,7 +170,7 @@ def schema_problems(doc: Document, model: type[BaseModel]) -> tuple[Any, list[Pr
 
 def _merge_union(path: Path_, messages: list[str]) -> str:
     if path[-1:] == ("version",):
-        return _version_message(messages)
+        return "must be a positive whole number or 'latest'"
     return "; or ".join(messages)
 
 
@@ -243,8 +239,6 @@ def _cross_checks(
         first = seen.get(loaded.name)
         if first is not None:
             line = first.doc.position(("metadata", "name"))[0]
-            from declserve.errors import display_path
-
             problems.append(
                 loaded.problem(
                     ("metadata", "name"),
@@ -295,12 +289,12 @@ def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
         skip.append(root.resolve() if root.exists() else root)
         try:
             registry.check_root()
-        except Exception as exc:  # RegistryError: the project file points at a bad root
+        except RegistryError as exc:  # the project file points at a bad root
             assert project_doc is not None
             problems.append(project_doc.problem(("spec", "registry"), str(exc)))
             registry = None
     servings: list[LoadedServing] = []
-    for path in _discover(directory, [s for s in skip]):
+    for path in _discover(directory, skip):
         for doc in read_documents(path, problems):
             servings.extend(_load_serving(doc, problems))
     _cross_checks(servings, project, problems)

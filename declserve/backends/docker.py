@@ -129,15 +129,15 @@ class DockerBackend:
         )
 
     # ---- reading ------------------------------------------------------------------------
-    def _inspect_all(self, ids: list[str]) -> list[dict[str, Any]]:
-        def one(cid: str) -> dict[str, Any] | None:
-            try:
-                return self.api.inspect_container(cid)
-            except docker.errors.NotFound:
-                return None  # removed between list and inspect
+    def _inspect(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return None  # removed between list and inspect
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return [a for a in pool.map(one, ids) if a is not None]
+    def _inspect_all(self, ids: list[str]) -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return [a for a in pool.map(self._inspect, ids) if a is not None]
 
     def _list(self) -> list[dict[str, Any]]:
         try:
@@ -194,10 +194,9 @@ class DockerBackend:
 
         Both in one worker so that the engine's answers and the servers' answers overlap.
         """
-        try:
-            attrs = self.api.inspect_container(cid)
-        except docker.errors.NotFound:
-            return None  # removed between list and inspect
+        attrs = self._inspect(cid)
+        if attrs is None:
+            return None
         labels = attrs["Config"]["Labels"]
         if labels.get(E.LABEL_ROLE) == P.ROLE_PROXY or not attrs["State"].get("Running"):
             return attrs, None

@@ -8,6 +8,7 @@ compared only for the keys declserve set, so image labels and engine defaults ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -56,8 +57,6 @@ def desired_replica_essence(d: DesiredServing, image: str, restart: str, poll: i
 
 
 def spec_hash(essence: dict[str, Any], replica: dict[str, Any], instances: int) -> str:
-    import hashlib
-
     text = json.dumps([essence, replica, instances], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -136,10 +136,11 @@ class KafkaTopics:
             try:
                 future.result(timeout=self.settings.timeout * 3)
             except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                if getattr(error, "name", lambda: "")() in ok_codes:
+                error: Any = exc.args[0] if exc.args else None
+                code = error.name() if hasattr(error, "name") else ""
+                if code in ok_codes:
                     continue
-                if getattr(error, "name", lambda: "")() in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"):
+                if code in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"):
                     raise self._unavailable(exc) from exc
                 raise Rejected(f"Kafka refused to {what}: {_reason(exc)}") from exc
             except TimeoutError as exc:
