@@ -1,29 +1,37 @@
 """The apply executor: runs a plan's changes in dependency order with bounded parallelism.
 
-It knows nothing of backends: the caller hands it one function that carries out one change
-(and waits until ready). A failed change stops what depends on it and nothing else; the
+It knows nothing of providers: the caller hands it one function that carries out one change
+(its steps, each waited for). A failed change stops what depends on it and nothing else; the
 outcome of every change is reported, so the user sees what was done and what was not, and a
-second apply finishes the job because each change converges from whatever it finds.
+second apply finishes the job because each change is planned again from what it finds.
+
+Stopping (the first Ctrl-C) is Terraform's graceful stop: no new change starts, the running
+ones finish their current step and stop before the next, and the rest are reported as not
+started.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
 from declserve.errors import DeclserveError
 from declserve.plan import Action, Plan, ResourceChange
+from declserve.provider import ApplyContext, Interrupted
 
 Event = Callable[[str, str], None]
-RunChange = Callable[[ResourceChange, Callable[[str], None]], None]
+RunChange = Callable[[ResourceChange, ApplyContext], None]
+_TICK = 0.2  # how often the waiting loop looks at the stop flag
 
 
 class Status(str, Enum):
     DONE = "done"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
     SKIPPED = "not started"
 
 
@@ -51,48 +59,65 @@ def dependencies(plan: Plan) -> dict[str, set[str]]:
     return deps
 
 
-def execute_plan(plan: Plan, run: RunChange, *, parallelism: int, event: Event) -> list[Outcome]:
+def _failure(error: BaseException) -> tuple[Status, str]:
+    if isinstance(error, Interrupted):
+        return Status.INTERRUPTED, str(error)
+    if isinstance(error, DeclserveError):
+        return Status.FAILED, str(error)
+    return Status.FAILED, f"{type(error).__name__}: {error}"
+
+
+def execute_plan(plan: Plan, run: RunChange, *, parallelism: int, event: Event,
+                 stop: threading.Event | None = None) -> list[Outcome]:
     """Carry out every change; never raises for a failed change, reports it instead."""
+    stop = stop or threading.Event()
     deps = dependencies(plan)
     changes = {c.address: c for c in plan.changes}
     outcomes: dict[str, Outcome] = {}
     running: dict[Future[None], tuple[str, float]] = {}
 
+    def skip(address: str, why: str) -> None:
+        outcomes[address] = Outcome(address, changes[address].action, Status.SKIPPED, why)
+
     def start(pool: ThreadPoolExecutor, address: str) -> None:
         change = changes[address]
         event(address, f"{change.action.value} started")
-        running[pool.submit(run, change, lambda msg: event(address, msg))] = (address, time.monotonic())
+        ctx = ApplyContext(lambda msg: event(address, msg), stop.is_set)
+        running[pool.submit(run, change, ctx)] = (address, time.monotonic())
+
+    def is_running(address: str) -> bool:
+        return any(address == a for a, _ in running.values())
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         while len(outcomes) < len(changes):
             for address in changes:
-                if address in outcomes or any(address == a for a, _ in running.values()):
+                if address in outcomes or is_running(address):
                     continue
-                if any(outcomes.get(d, None) and outcomes[d].status is not Status.DONE for d in deps[address]):
-                    failed = sorted(d for d in deps[address] if d in outcomes)
-                    outcomes[address] = Outcome(
-                        address, changes[address].action, Status.SKIPPED, f"{', '.join(failed)} failed"
-                    )
+                if stop.is_set():
+                    skip(address, "apply was interrupted")
                     continue
-                if all(d in outcomes for d in deps[address]) and len(running) < parallelism:
+                failed = sorted(d for d in deps[address]
+                                if d in outcomes and outcomes[d].status is not Status.DONE)
+                if failed:
+                    skip(address, f"{', '.join(failed)} did not complete")
+                elif all(d in outcomes for d in deps[address]) and len(running) < parallelism:
                     start(pool, address)
             if not running:
                 for address in changes:  # nothing can start: a dependency cycle
                     if address not in outcomes:
-                        outcomes[address] = Outcome(
-                            address, changes[address].action, Status.SKIPPED, "dependency cycle"
-                        )
+                        skip(address, "dependency cycle")
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=_TICK, return_when=FIRST_COMPLETED)
             for future in done:
                 address, began = running.pop(future)
                 seconds = time.monotonic() - began
+                action = changes[address].action
                 error = future.exception()
                 if error is None:
-                    outcomes[address] = Outcome(address, changes[address].action, Status.DONE, "", seconds)
-                    event(address, f"{changes[address].action.value} complete after {seconds:.1f}s")
+                    outcomes[address] = Outcome(address, action, Status.DONE, "", seconds)
+                    event(address, f"{action.value} complete after {seconds:.1f}s")
                 else:
-                    detail = str(error) if isinstance(error, DeclserveError) else f"{type(error).__name__}: {error}"
-                    outcomes[address] = Outcome(address, changes[address].action, Status.FAILED, detail, seconds)
-                    event(address, f"failed: {detail}")
+                    status, detail = _failure(error)
+                    outcomes[address] = Outcome(address, action, status, detail, seconds)
+                    event(address, f"{status.value}: {detail}")
     return [outcomes[c.address] for c in plan.changes]

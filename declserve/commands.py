@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 from declserve import render
 from declserve.apply import Outcome, Status, execute_plan
 from declserve.errors import DeclserveError, InputError
-from declserve.live import LiveState
 from declserve.loader import collect
-from declserve.lock import LockHeld, project_lock
+from declserve.lock import LockHeld, LockInfo, project_lock
 from declserve.plan import Plan
 from declserve.workflow import Workspace
 
@@ -34,6 +36,12 @@ def _colour(args: argparse.Namespace) -> bool:
 
 def _targets(args: argparse.Namespace) -> frozenset[str] | None:
     return frozenset(args.target) if getattr(args, "target", None) else None
+
+
+def _guards(args: argparse.Namespace) -> frozenset[str]:
+    """The flags given that let a plan delete what has no spec."""
+    flags = {"--prune": "prune", "--delete-topics": "delete_topics"}
+    return frozenset(flag for flag, attr in flags.items() if getattr(args, attr, False))
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -81,8 +89,8 @@ def plan(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
 
     def make() -> Plan:
-        return ws.plan(ws.observe(), prune=args.prune, delete_topics=args.delete_topics,
-                       targets=_targets(args), allow_empty=args.allow_empty)
+        return ws.plan(ws.observe(), guards=_guards(args), targets=_targets(args),
+                       allow_empty=args.allow_empty)
 
     if args.lock:
         with project_lock(ws.backend, "plan", args.lock_timeout):
@@ -111,7 +119,35 @@ def _confirm(prompt: str) -> bool:
     return answer.strip() == "yes"
 
 
-def _execute(ws: Workspace, result: Plan, live: LiveState, args: argparse.Namespace) -> list[Outcome]:
+class _Interrupts:
+    """Terraform's Ctrl-C: the first stops gracefully, the second at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._previous: object = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            print("\nTwo interrupts received: exiting at once. Changes in progress may be left "
+                  "half done, and the project lock may be left behind; `declserve force-unlock "
+                  "ID` clears it.", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.stop.set()
+        print("\nInterrupt received: no new step will start; waiting for the running steps to "
+              "finish (press Ctrl-C again to exit at once).", file=sys.stderr, flush=True)
+
+
+def _execute(ws: Workspace, result: Plan, args: argparse.Namespace,
+             interrupts: _Interrupts) -> list[Outcome]:
     tty = sys.stdout.isatty()
     lock = threading.Lock()  # events come from worker threads; one whole line at a time
 
@@ -121,13 +157,26 @@ def _execute(ws: Workspace, result: Plan, live: LiveState, args: argparse.Namesp
             sys.stdout.write(f"{stamp}{address}: {message}\n")
             sys.stdout.flush()
 
-    return execute_plan(result, ws.runner(live), parallelism=args.parallelism, event=event)
+    return execute_plan(result, ws.runner(), parallelism=args.parallelism, event=event,
+                        stop=interrupts.stop)
 
 
-def _finish(outcomes: list[Outcome]) -> int:
+def _finish(outcomes: list[Outcome], interrupted: bool) -> int:
     failed = any(o.status is not Status.DONE for o in outcomes)
-    print(render.render_outcomes(outcomes), end="", file=sys.stderr if failed else sys.stdout)
+    out = sys.stderr if failed or interrupted else sys.stdout
+    print(render.render_outcomes(outcomes, interrupted=interrupted), end="", file=out)
+    if interrupted:
+        return 130
     return 1 if failed else 0
+
+
+def _run(ws: Workspace, result: Plan, args: argparse.Namespace, operation: str,
+         lock: LockInfo) -> int:
+    with _Interrupts() as interrupts:
+        outcomes = _execute(ws, result, args, interrupts)
+    interrupted = interrupts.stop.is_set()
+    ws.record(result, outcomes, operation, lock, interrupted=interrupted)
+    return _finish(outcomes, interrupted)
 
 
 def _apply_saved(ws: Workspace, args: argparse.Namespace) -> int:
@@ -136,21 +185,21 @@ def _apply_saved(ws: Workspace, args: argparse.Namespace) -> int:
     path = Path(args.planfile)
     saved, desired, _options = savedplan.read(path)
     if saved.project != ws.project.name:
-        raise InputError.one(f"the plan is for project {saved.project!r}, not {ws.project.name!r}", file=str(path))
+        raise InputError.one(f"the plan is for project {saved.project!r}, not {ws.project.name!r}",
+                             file=str(path))
     if saved.backend != ws.backend.identity():
-        raise InputError.one(f"the plan is for backend {saved.backend}, not {ws.backend.identity()}", file=str(path))
+        raise InputError.one(f"the plan is for backend {saved.backend}, not "
+                             f"{ws.backend.identity()}", file=str(path))
     ws.desired = desired
     with project_lock(ws.backend, "apply", args.lock_timeout) as lock:
         live = ws.observe()
         if live.fingerprint() != saved.live_fingerprint:
-            raise StalePlan(f"{path}: the plan is stale: the live state changed since it was made; "
-                            "run plan again")
+            raise StalePlan(f"{path}: the plan is stale: the live state changed since it was "
+                            "made; run plan again")
         print(render.render_text(saved, _colour(args)), end="")
         if saved.summary.empty:
             return 0
-        outcomes = _execute(ws, saved, live, args)
-        ws.record(saved, outcomes, "apply " + path.name, lock)
-    return _finish(outcomes)
+        return _run(ws, saved, args, "apply " + path.name, lock)
 
 
 def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
@@ -159,21 +208,21 @@ def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         return _apply_saved(ws, args)
     if destroy:
         ws.desired = {}
-    with project_lock(ws.backend, "destroy" if destroy else "apply", args.lock_timeout) as lock:
+    operation = "destroy" if destroy else "apply"
+    with project_lock(ws.backend, operation, args.lock_timeout) as lock:
         live = ws.observe()
-        result = ws.plan(live, prune=args.prune or destroy, delete_topics=args.delete_topics,
-                         targets=_targets(args), allow_empty=args.allow_empty or destroy)
+        result = ws.plan(live, guards=_guards(args), targets=_targets(args),
+                         allow_empty=args.allow_empty, destroy=destroy)
         print(render.render_text(result, _colour(args)), end="")
         if result.summary.empty:
-            ws.record(result, [], "destroy" if destroy else "apply", lock)
+            ws.record(result, [], operation, lock)
             return 0
         question = "destroy these servings" if destroy else "perform these actions"
-        if not args.auto_approve and not _confirm(f"\nDo you want to {question}? Only 'yes' will be accepted:"):
+        if not args.auto_approve and not _confirm(
+                f"\nDo you want to {question}? Only 'yes' will be accepted:"):
             print("Cancelled; nothing was changed.", file=sys.stderr)
             return 1
-        outcomes = _execute(ws, result, live, args)
-        ws.record(result, outcomes, "destroy" if destroy else "apply", lock)
-    return _finish(outcomes)
+        return _run(ws, result, args, operation, lock)
 
 
 def destroy(args: argparse.Namespace) -> int:
@@ -203,48 +252,48 @@ def history(args: argparse.Namespace) -> int:
         print("No apply has been recorded for this project.")
     for e in entries:
         s = e["summary"]
-        commit = (e.get("commit") or "-")[:12]
-        print(f"{e['time'][:19].replace('T', ' ')}  {e['outcome']:<9}  {e['operation']:<10}  {e['user']}@{e['host']}  "
-              f"commit {commit}  +{s['add']} ~{s['change']} -{s['destroy']}")
+        when = e["time"][:19].replace("T", " ")
+        print(f"{when}  {e['outcome']:<11}  {e['operation']:<10}  {e['user']}@{e['host']}  "
+              f"commit {e.get('commit') or '-'}  +{s['add']} ~{s['change']} -{s['destroy']}")
     return 0
 
 
 def import_(args: argparse.Namespace) -> int:
     from declserve import importer
-    from declserve.plan import Action, ResourceChange
     from declserve.spec import DNS1123_LABEL
-    import re
 
     if not re.match(DNS1123_LABEL, args.name):
-        raise InputError.one(f"{args.name!r} is not a DNS-1123 label, so it cannot name a serving", field="NAME")
+        raise InputError.one(f"{args.name!r} is not a DNS-1123 label, so it cannot name a serving",
+                             field="NAME")
     ws = Workspace.open(Path(args.directory))
     if args.name in ws.desired:
-        raise importer.ImportRefused(f"serving {args.name!r} already has a spec ({ws.desired[args.name].source})")
-    backend = ws.backend
-    with project_lock(backend, "import", args.lock_timeout) as lock:
-        if args.name in ws.observe().servings:
+        raise importer.ImportRefused(f"serving {args.name!r} already has a spec "
+                                     f"({ws.desired[args.name].source})")
+    with project_lock(ws.backend, "import", args.lock_timeout) as lock:
+        if f"{ws.backend.kind}.{args.name}" in ws.observe().resources:
             raise importer.ImportRefused(f"serving {args.name!r} is already managed by this project")
-        found = backend.find_unmanaged(args.name)  # type: ignore[attr-defined]
-        if not found:
-            raise importer.ImportRefused(
-                f"no container named {args.name} or {args.name}-<n> runs {backend.settings.image}")  # type: ignore[attr-defined]
-        draft = importer.spec_from_containers(args.name, found, ws.project, None)
-        served = backend.served_by(found, draft["spec"]["model"]["name"])  # type: ignore[attr-defined]
-        doc = importer.spec_from_containers(args.name, found, ws.project, served)
+        found = ws.backend.find_adoption(args.name)
+        if found is None:
+            raise importer.ImportRefused(f"nothing named {args.name} made by hand was found on "
+                                         f"{ws.backend.identity()}")
         path = importer.spec_path(ws.project, args.name)
         if path.exists():
             raise importer.ImportRefused(f"{path} exists already")
-        desired = importer.desired_of(doc, ws.project, path)
-        print(f"Adopting {', '.join(a['Name'].lstrip('/') for a in found)} as serving {args.name!r} "
-              f"(model {desired.spec.model.name} version {desired.version}, {desired.spec.instances} instance(s))")
-        change = ResourceChange("serving", args.name, Action.CREATE, ())
-        outcomes = [Outcome(change.address, change.action, Status.DONE)]
-        backend.apply_change(change, desired, None, lambda m: print(f"{change.address}: {m}", flush=True))
-        backend.remove_containers([a["Id"] for a in found])  # type: ignore[attr-defined]
-        importer.write_spec(path, doc, "https://declserve.io/schema/v1/serving.schema.json")
-        from declserve.plan import Plan
-
-        ws.record(Plan(ws.project.name, backend.identity(), (change,), ""), outcomes, "import", lock)
+        desired = importer.desired_of(found.document, ws.project, path)
+        print(f"Adopting {args.name!r} (model {desired.spec.model.name} version {desired.version}, "
+              f"{desired.spec.instances} instance(s)); declserve will:")
+        for line in found.preview:
+            print(f"  - {line}")
+        print(f"  - write {path}")
+        if not getattr(args, "auto_approve", False) and not _confirm(
+                "\nDo you want to adopt it? Only 'yes' will be accepted:"):
+            print("Cancelled; nothing was changed.", file=sys.stderr)
+            return 1
+        result = importer.adoption_plan(ws.project.name, ws.backend.identity(), desired)
+        with _Interrupts():
+            found.adopt(desired, importer.context(args.name))
+        importer.write_spec(path, found.document, importer.schema_ref(path, ws.project))
+        ws.record(result, [importer.done(result)], "import", lock)
     print(f"Wrote {path}; the serving is managed now.")
     return 0
 
@@ -259,34 +308,33 @@ def unprotect(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from declserve.status import project_status
+    from declserve.status import print_status, project_status
 
     ws = Workspace.open(Path(args.directory))
-    rows = project_status(ws.desired, ws.observe(), args.name)
+    uses = {w.resource.name: w.resource.depends_on for w in ws.wanted().values()
+            if w.resource.kind == ws.backend.kind}
+    rows = project_status(ws.desired, ws.observe(tolerant=True), ws.backend.kind, uses, args.name)
     if args.name and not rows:
         raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        served = ",".join(map(str, row["servedVersions"])) or "-"
-        wanted = row["instancesDesired"] if row["instancesDesired"] is not None else "-"
-        print(f"{row['name']:<20} {row['state']:<8} model {row['model']} v{row['configuredVersion']} "
-              f"(served: {served})  instances {row['instancesRunning']}/{wanted}  topic {row['topic'] or '-'}")
-        if row["loggingEndpoint"]:
-            print(f"{'':<20} {row['loggingEndpoint']}  (logs to topic {row['topic']})")
-        for endpoint in row["endpoints"]:
-            print(f"{'':<20} {endpoint}")
+    else:
+        print_status(rows, verbose=getattr(args, "verbose", False))
     return 0
 
 
 def logs(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
-    if args.name not in ws.desired and args.name not in ws.observe().servings:
+    known = args.name in ws.desired or f"{ws.backend.kind}.{args.name}" in ws.observe().resources
+    if not known:
         raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
-    for replica, text in ws.backend.logs(args.name, args.tail):
-        for line in text.splitlines():
-            print(f"{replica} | {line}")
+    follow = getattr(args, "follow", False)
+    try:
+        for member, line in ws.backend.logs(args.name, args.tail, follow):
+            print(f"{member} | {line}", flush=follow)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
     return 0
 
 

@@ -73,3 +73,7 @@ def display_path(path: str) -> str:
     except ValueError:
         return path
     return path if rel.startswith("..") else rel
+
+
+class NotFound(DeclserveError):
+    """An object the backend was asked about does not exist (any more)."""

@@ -1,9 +1,11 @@
-"""The normalized live view a backend returns: what really runs, in the plan engine's terms.
+"""The normalized live view every provider returns: what really exists, in the plan engine's terms.
 
-A backend reads its objects and reduces each to an *essence*: the same nested dict of fields
-that it makes from a desired spec, so that plan can compare the two without knowing the
-backend. Serving-wide fields (the version in the model config file) sit on the serving;
-per-replica fields (image, limits, running) on each replica. Nothing here talks to a server.
+A provider reads its objects and reduces each to a `LiveResource`: an *essence* (the same nested
+dict of fields it makes from a desired spec, so that the plan can compare the two without
+knowing the provider), a health verdict, and an observed status that people read (`status`)
+and the diff never sees. What a provider needs for itself to plan the steps of a change (its
+members, their own fields) goes into `detail`, which the core passes back without reading.
+Nothing here talks to a server.
 """
 
 from __future__ import annotations
@@ -11,38 +13,57 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 
-@dataclass(frozen=True)
-class LiveReplica:
-    name: str
-    id: str
-    index: int | None
-    running: bool
-    status: str
-    essence: dict[str, Any]
-    endpoint: str | None = None
-    served_versions: tuple[int, ...] | None = None  # AVAILABLE versions; None when unknown
+class Health(str, Enum):
+    READY = "ready"
+    PROGRESSING = "progressing"
+    DEGRADED = "degraded"
 
 
 @dataclass(frozen=True)
-class LiveServing:
+class HealthStatus:
+    state: Health = Health.READY
+    reason: str = ""
+
+    @classmethod
+    def ready(cls) -> HealthStatus:
+        return cls(Health.READY)
+
+    @classmethod
+    def degraded(cls, reason: str) -> HealthStatus:
+        return cls(Health.DEGRADED, reason)
+
+    @classmethod
+    def progressing(cls, reason: str) -> HealthStatus:
+        return cls(Health.PROGRESSING, reason)
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    """One managed resource as it really is.
+
+    `managed` is False for objects the project may use but does not own (an existing Kafka
+    topic, say): they are never deleted. `revision` is the provider's own digest of the
+    objects behind the resource (ids, generations), so that a saved plan notices a recreate
+    that left the essence equal.
+    """
+
+    kind: str
     name: str
     essence: dict[str, Any]
-    replicas: tuple[LiveReplica, ...]
-    proxy: LiveReplica | None = None  # the inference-logging proxy, where the backend has one
+    health: HealthStatus = field(default_factory=HealthStatus)
+    observed: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    managed: bool = True
+    protected: bool = False
+    revision: str = ""
 
     @property
-    def running_count(self) -> int:
-        return sum(1 for r in self.replicas if r.running)
-
-
-@dataclass(frozen=True)
-class LiveTopic:
-    name: str
-    essence: dict[str, Any]
-    managed: bool
+    def address(self) -> str:
+        return f"{self.kind}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -50,29 +71,39 @@ class Blocker:
     """An object in the way of a managed one (same name, not ours)."""
 
     object_name: str
-    serving: str
+    resource: str
     reason: str
 
 
 @dataclass(frozen=True)
 class LiveState:
-    servings: dict[str, LiveServing] = field(default_factory=dict)
-    topics: dict[str, LiveTopic] = field(default_factory=dict)
+    resources: dict[str, LiveResource] = field(default_factory=dict)  # by address
     blockers: tuple[Blocker, ...] = ()
+    unknown: dict[str, str] = field(default_factory=dict)  # kind → why it could not be read
+
+    def of_kind(self, kind: str) -> dict[str, LiveResource]:
+        return {r.name: r for r in self.resources.values() if r.kind == kind}
+
+    def get(self, address: str) -> LiveResource | None:
+        return self.resources.get(address)
+
+    def merged(self, other: LiveState) -> LiveState:
+        return LiveState(
+            {**self.resources, **other.resources},
+            self.blockers + other.blockers,
+            {**self.unknown, **other.unknown},
+        )
 
     def fingerprint(self) -> str:
-        """A digest of everything the plan was made from; any live change alters it."""
+        """A digest of everything a plan is made from; any live change alters it.
+
+        Health enters by its state only: a reason's wording (a timing, a count) must not make
+        a saved plan stale by itself. Resources the project does not own (other teams' topics
+        on a shared cluster) are left out: their changes must not make a plan stale.
+        """
         doc = {
-            "servings": {
-                name: {
-                    "essence": s.essence,
-                    "replicas": sorted(
-                        [r.name, r.id, r.running, r.essence] for r in s.replicas
-                    ),
-                }
-                for name, s in sorted(self.servings.items())
-            },
-            "topics": {n: t.essence for n, t in sorted(self.topics.items())},
+            address: [r.essence, r.revision, r.health.state.value, r.protected]
+            for address, r in sorted(self.resources.items()) if r.managed
         }
         text = json.dumps(doc, sort_keys=True, default=str)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -1,26 +1,28 @@
-"""The plan: a pure diff of desired resources against the live state, as a list of actions.
+"""The plan: a pure diff of desired resources against the live state, as a list of changes.
 
-`make_plan` never talks to a backend and never imports one: the backend has already turned each
-desired spec into its essence and read the live objects into the same shape. Every change is
-listed field by field, `before → after`; fields the backend cannot change in place force a
-replace. Live servings without a spec are deleted only with `prune`, topics only with
-`delete_topics`.
+`make_plan` never talks to a server and never imports a provider. Each provider has already
+turned the desired specs into essences and read the live objects into the same shape; here
+the two are compared field by field (`before → after`), and the provider's planner, handed in
+by kind, says what kind of change that is and which steps carry it out (pure). A resource
+that its provider reports Degraded becomes a repair. Live resources without a spec are
+deleted only when the user passed their provider's guard (`--prune`, `--delete-topics`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any, Protocol
 
 from declserve.errors import Conflict, DeclserveError
-from declserve.live import LiveReplica, LiveServing, LiveState, flatten
+from declserve.live import Health, LiveResource, LiveState, flatten
 
 ABSENT = None
 
 
 class EmptyPlanRefused(DeclserveError):
-    """A plan that would delete every serving of the project, without --allow-empty."""
+    """A plan that would delete every resource of a kind, without --allow-empty."""
 
 
 class Action(str, Enum):
@@ -30,6 +32,7 @@ class Action(str, Enum):
     DELETE = "delete"
     START = "start"
     STOP = "stop"
+    REPAIR = "repair"
 
 
 SYMBOLS = {
@@ -37,6 +40,7 @@ SYMBOLS = {
     Action.UPDATE: "~",
     Action.START: "~",
     Action.STOP: "~",
+    Action.REPAIR: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
 }
@@ -47,18 +51,28 @@ class FieldChange:
     path: str
     before: Any
     after: Any
-    replica: str | None = None  # set when only some replicas differ
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing apply does, as the plan shows it; the provider that planned it executes it."""
+
+    op: str
+    target: str = ""
+    detail: str = ""
+
+    def text(self) -> str:
+        words = " ".join(w for w in (self.op, self.target) if w)
+        return f"{words} ({self.detail})" if self.detail else words
 
 
 @dataclass(frozen=True)
 class DesiredResource:
-    """A resource as the backend would hold it: its essence, made from the spec (pure)."""
+    """A resource as its provider would hold it: its essence, made from the spec (pure)."""
 
-    kind: str  # "serving" or "topic"
+    kind: str
     name: str
     essence: dict[str, Any]
-    replica_essence: dict[str, Any] | None = None
-    instances: int | None = None
     depends_on: tuple[str, ...] = ()
 
     @property
@@ -67,11 +81,40 @@ class DesiredResource:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """What a planner makes of a difference: the action, why, and the steps that do it."""
+
+    action: Action
+    steps: tuple[Step, ...]
+    reason: str = ""
+
+
+class Planner(Protocol):
+    """The pure half of a provider that the plan engine consults, one per kind."""
+
+    kind: str
+    delete_guard: str  # the option that lets a plan delete resources without a spec
+    guard_everything: bool  # refuse deleting every resource of the kind without --allow-empty
+
+    def shape(
+        self,
+        desired: DesiredResource | None,
+        live: LiveResource | None,
+        changes: Sequence[FieldChange],
+    ) -> Shape: ...
+
+    def kept_warning(self, live: LiveResource) -> str:
+        """Why a live resource without a spec is kept, and how to delete it."""
+        ...
+
+
+@dataclass(frozen=True)
 class ResourceChange:
     kind: str
     name: str
     action: Action
     changes: tuple[FieldChange, ...]
+    steps: tuple[Step, ...] = ()
     depends_on: tuple[str, ...] = ()
     reason: str = ""
 
@@ -112,7 +155,7 @@ class Plan:
                 add += 1
             if c.action in (Action.DELETE, Action.REPLACE):
                 destroy += 1
-            if c.action in (Action.UPDATE, Action.START, Action.STOP):
+            if c.action in (Action.UPDATE, Action.START, Action.STOP, Action.REPAIR):
                 change += 1
         return Summary(add, change, destroy)
 
@@ -120,11 +163,11 @@ class Plan:
         return next((c for c in self.changes if c.address == address), None)
 
 
-def field_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def field_diff(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """Flat field-by-field difference of two essences, paths sorted.
 
-    Written out rather than done with DeepDiff: at about 0.6 ms a call DeepDiff would spend
-    6 s on a 10,000-serving plan; this is a dict comparison of a dozen keys.
+    The cheap equality check comes first: in a large plan almost every resource is
+    unchanged, and comparing two dicts for equality costs a fraction of flattening them.
     """
     if before == after:
         return []
@@ -135,76 +178,45 @@ def field_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str,
     for path in sorted(flat_before.keys() | flat_after.keys()):
         old, new = flat_before.get(path, ABSENT), flat_after.get(path, ABSENT)
         if old != new:
-            out.append((path, old, new))
+            out.append(FieldChange(path, old, new))
     return out
 
 
-def kept_and_extra(
-    replicas: Iterable[LiveReplica], wanted: int
-) -> tuple[list[LiveReplica], list[LiveReplica]]:
-    """Which live replicas fill the wanted slots, and which are extra.
-
-    Replicas with a distinct index inside the wanted range are kept first, so an extra
-    container started by hand (no index, or a duplicate one) is the one planned for removal.
-    """
-    good: dict[int, LiveReplica] = {}
-    rest: list[LiveReplica] = []
-    for r in sorted(replicas, key=lambda r: (r.index is None, r.index or 0, not r.running, r.name)):
-        if r.index is not None and 0 <= r.index < wanted and r.index not in good:
-            good[r.index] = r
-        else:
-            rest.append(r)
-    kept = [good[i] for i in sorted(good)]
-    while len(kept) < wanted and rest:
-        kept.append(rest.pop(0))
-    return kept, rest
+def _all_fields(essence: dict[str, Any], *, creating: bool) -> list[FieldChange]:
+    flat = sorted(flatten(essence).items())
+    if creating:
+        return [FieldChange(p, ABSENT, v) for p, v in flat]
+    return [FieldChange(p, v, ABSENT) for p, v in flat]
 
 
-def _serving_changes(desired: DesiredResource, live: LiveServing) -> list[FieldChange]:
-    changes = [FieldChange(p, b, a) for p, b, a in field_diff(live.essence, desired.essence)]
-    wanted = desired.instances or 0
-    kept, extra = kept_and_extra(live.replicas, wanted)
-    if len(live.replicas) != wanted:
-        changes.append(FieldChange("instances", len(live.replicas), wanted))
-    for r in extra:
-        changes.append(FieldChange("replica", r.name, ABSENT, replica=r.name))
-    per_replica = {
-        r.name: field_diff(r.essence, desired.replica_essence or {}) for r in kept
-    }
-    # A change every compared replica shares is shown once, for the serving as a whole.
-    shared = set.intersection(*(set(d) for d in per_replica.values())) if per_replica else set()
-    for path, old, new in sorted(shared):
-        changes.append(FieldChange(path, old, new))
-    for name, diffs in sorted(per_replica.items()):
-        for path, old, new in diffs:
-            if (path, old, new) not in shared:
-                changes.append(FieldChange(path, old, new, replica=name))
-    return changes
+def _change(planner: Planner, desired: DesiredResource | None, live: LiveResource | None,
+            changes: list[FieldChange], depends_on: tuple[str, ...], reason: str = "") -> ResourceChange:
+    shape = planner.shape(desired, live, changes)
+    some = desired or live
+    assert some is not None
+    why = "; ".join(r for r in (shape.reason, reason) if r)
+    return ResourceChange(some.kind, some.name, shape.action, tuple(changes), shape.steps,
+                          depends_on, why)
 
 
-def _classify(changes: list[FieldChange], replace_fields: frozenset[str]) -> tuple[Action, str]:
-    forced = sorted({c.path for c in changes if c.path in replace_fields})
-    if forced:
-        return Action.REPLACE, f"{', '.join(forced)} cannot change in place"
-    flips = [c for c in changes if c.path in ("running", "logging.running") and c.replica is None]
-    if flips and len(changes) == len(flips) and len({c.after for c in flips}) == 1:
-        return (Action.START, "") if flips[0].after else (Action.STOP, "")
-    return Action.UPDATE, ""
+def _depths(desired: Iterable[DesiredResource]) -> dict[str, int]:
+    """How many levels of dependencies each desired resource has, for a readable order."""
+    by_address = {d.address: d for d in desired}
+    depth: dict[str, int] = {}
 
+    def visit(address: str, seen: frozenset[str]) -> int:
+        if address in depth:
+            return depth[address]
+        d = by_address.get(address)
+        if d is None or address in seen:
+            return 0
+        level = 1 + max((visit(t, seen | {address}) for t in d.depends_on), default=-1)
+        depth[address] = level
+        return level
 
-def _creation(desired: DesiredResource) -> list[FieldChange]:
-    fields = flatten(desired.essence)
-    if desired.replica_essence is not None:
-        fields.update(flatten(desired.replica_essence))
-        fields["instances"] = desired.instances
-    return [FieldChange(p, ABSENT, v) for p, v in sorted(fields.items())]
-
-
-def _deletion(essence: dict[str, Any], replicas: int | None) -> list[FieldChange]:
-    fields = flatten(essence)
-    if replicas is not None:
-        fields["instances"] = replicas
-    return [FieldChange(p, v, ABSENT) for p, v in sorted(fields.items())]
+    for address in by_address:
+        visit(address, frozenset())
+    return depth
 
 
 def make_plan(
@@ -213,14 +225,18 @@ def make_plan(
     backend: str,
     desired: list[DesiredResource],
     live: LiveState,
-    replace_fields: frozenset[str],
-    prune: bool = False,
-    delete_topics: bool = False,
+    planners: Mapping[str, Planner],
+    allowed_deletions: frozenset[str] = frozenset(),
+    destroy: bool = False,
     pinned_versions: dict[str, int] | None = None,
     targets: frozenset[str] | None = None,
     allow_empty: bool = False,
 ) -> Plan:
-    """Diff desired resources against live state; refuses when a foreign object is in the way."""
+    """Diff desired resources against live state; refuses when a foreign object is in the way.
+
+    `targets` are addresses: the plan keeps their changes and those of everything they
+    depend on, changed or not themselves.
+    """
     if live.blockers:
         names = "; ".join(f"{b.object_name} ({b.reason})" for b in live.blockers)
         raise Conflict(f"objects not managed by this project are in the way: {names}")
@@ -228,76 +244,61 @@ def make_plan(
     warnings: list[str] = []
     wanted = {d.address: d for d in desired}
     for d in desired:
-        if d.kind == "serving":
-            live_serving = live.servings.get(d.name)
-            if live_serving is None:
-                changes.append(ResourceChange(d.kind, d.name, Action.CREATE, tuple(_creation(d)), d.depends_on))
-                continue
-            diffs = _serving_changes(d, live_serving)
-            warnings.extend(_loading_warnings(live_serving))
-        else:
-            live_topic = live.topics.get(d.name)
-            if live_topic is None:
-                changes.append(ResourceChange(d.kind, d.name, Action.CREATE, tuple(_creation(d)), d.depends_on))
-                continue
-            diffs = [FieldChange(p, b, a) for p, b, a in field_diff(live_topic.essence, d.essence)]
-        if diffs:
-            action, reason = _classify(diffs, replace_fields)
-            changes.append(ResourceChange(d.kind, d.name, action, tuple(diffs), d.depends_on, reason))
-    servings_wanted = [d for d in desired if d.kind == "serving"]
-    if prune and not servings_wanted and live.servings and not allow_empty:
-        raise EmptyPlanRefused(
-            f"the specs define no serving, so this would delete all {len(live.servings)} servings "
-            f"of project {project!r} (an empty or wrong spec directory?); pass --allow-empty if you mean it"
-        )
-    for name, s in sorted(live.servings.items()):
-        if f"serving.{name}" in wanted:
+        planner = planners[d.kind]
+        have = live.get(d.address)
+        if have is None:
+            changes.append(_change(planner, d, None, _all_fields(d.essence, creating=True),
+                                   d.depends_on))
             continue
-        if prune and s.essence.get("protected"):
-            warnings.append(f"serving {name!r} is protected and is kept; `declserve unprotect {name}` lifts that")
-        elif prune:
-            changes.append(
-                ResourceChange("serving", name, Action.DELETE, tuple(_deletion(s.essence, len(s.replicas))),
-                               reason="no spec for it (--prune)")
+        diffs = field_diff(have.essence, d.essence)
+        if have.health.state is Health.DEGRADED:
+            changes.append(_change(planner, d, have, diffs, d.depends_on, have.health.reason))
+        elif diffs:
+            changes.append(_change(planner, d, have, diffs, d.depends_on))
+        if have.health.state is Health.PROGRESSING:
+            warnings.append(f"{d.address} is progressing: {have.health.reason}")
+    for kind, planner in sorted(planners.items()):
+        extra = [r for r in live.of_kind(kind).values() if r.address not in wanted and r.managed]
+        allowed = planner.delete_guard in allowed_deletions
+        if (allowed and planner.guard_everything and extra and not allow_empty
+                and not any(d.kind == kind for d in desired)):
+            raise EmptyPlanRefused(
+                f"the specs define no {kind}, so this would delete all {len(extra)} {kind}s "
+                f"of project {project!r} (an empty or wrong spec directory?); "
+                "pass --allow-empty if you mean it"
             )
-        else:
-            warnings.append(f"serving {name!r} runs but has no spec; `--prune` would delete it")
-    for name, t in sorted(live.topics.items()):
-        if f"topic.{name}" in wanted or not t.managed:
-            continue
-        if delete_topics:
-            changes.append(
-                ResourceChange("topic", name, Action.DELETE, tuple(_deletion(t.essence, None)),
-                               reason="no serving logs to it (--delete-topics)")
-            )
-        else:
-            warnings.append(f"topic {name!r} is no longer used and is kept; `--delete-topics` deletes it")
+        for r in sorted(extra, key=lambda r: r.name):
+            if allowed and r.protected:
+                warnings.append(f"{r.address} is protected and is kept; "
+                                f"`declserve unprotect {r.name}` lifts that")
+            elif allowed:
+                why = "declserve destroy" if destroy else f"no spec for it ({planner.delete_guard})"
+                changes.append(_change(planner, None, r, _all_fields(r.essence, creating=False),
+                                       (), why))
+            else:
+                warnings.append(planner.kept_warning(r))
     if targets is not None:
-        changes = _only_targets(changes, targets)
+        changes = _only_targets(changes, desired, targets)
+    depth = _depths(desired)
     return Plan(
         project=project,
         backend=backend,
-        changes=tuple(sorted(changes, key=lambda c: (c.kind != "topic", c.name))),
+        changes=tuple(sorted(changes, key=lambda c: (depth.get(c.address, 0), c.address))),
         live_fingerprint=live.fingerprint(),
         pinned_versions=dict(pinned_versions or {}),
         warnings=tuple(warnings),
     )
 
 
-def _only_targets(changes: list[ResourceChange], targets: frozenset[str]) -> list[ResourceChange]:
-    """The changes of the targeted servings and of what they depend on."""
-    keep = {f"serving.{t}" for t in targets}
-    for c in changes:
-        if c.address in keep:
-            keep.update(c.depends_on)
+def _only_targets(changes: list[ResourceChange], desired: list[DesiredResource],
+                  targets: frozenset[str]) -> list[ResourceChange]:
+    """The changes of the targets and of everything they depend on, transitively."""
+    graph = {d.address: d.depends_on for d in desired}
+    keep: set[str] = set()
+    todo = list(targets)
+    while todo:
+        address = todo.pop()
+        if address not in keep:
+            keep.add(address)
+            todo.extend(graph.get(address, ()))
     return [c for c in changes if c.address in keep]
-
-
-def _loading_warnings(live: LiveServing) -> list[str]:
-    version = live.essence.get("model", {}).get("version")
-    out = []
-    for r in live.replicas:
-        if r.running and r.served_versions is not None and version not in r.served_versions:
-            served = ", ".join(map(str, r.served_versions)) or "nothing"
-            out.append(f"{r.name} serves {served} while its config asks for version {version}")
-    return out

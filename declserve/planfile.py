@@ -19,6 +19,7 @@ TERRAFORM_ACTIONS = {
     Action.UPDATE: ["update"],
     Action.START: ["update"],
     Action.STOP: ["update"],
+    Action.REPAIR: ["update"],
     Action.REPLACE: ["delete", "create"],
     Action.DELETE: ["delete"],
 }
@@ -32,12 +33,20 @@ class FieldChangeDoc(_Doc):
     path: str
     before: Any = Field(description="null when the field is absent before")
     after: Any = Field(description="null when the field is absent after")
-    replica: str | None = Field(default=None, description="set when only this replica differs")
+
+
+class StepDoc(_Doc):
+    """One step apply carries out, in order; `text` is how the plan shows it."""
+
+    op: str
+    target: str
+    detail: str
+    text: str
 
 
 class ResourceChangeDoc(_Doc):
     address: str
-    kind: Literal["serving", "topic"]
+    kind: str = Field(description="the provider's kind: serving, topic, ...")
     name: str
     action: Action
     actions: list[Literal["create", "update", "delete"]]
@@ -45,6 +54,7 @@ class ResourceChangeDoc(_Doc):
     reason: str
     depends_on: list[str]
     changes: list[FieldChangeDoc]
+    steps: list[StepDoc]
 
 
 class SummaryDoc(_Doc):
@@ -79,17 +89,17 @@ def to_doc(plan: Plan) -> PlanDoc:
         resource_changes=[
             ResourceChangeDoc(
                 address=c.address,
-                kind=c.kind,  # type: ignore[arg-type]
+                kind=c.kind,
                 name=c.name,
                 action=c.action,
                 actions=TERRAFORM_ACTIONS[c.action],  # type: ignore[arg-type]
                 symbol=c.symbol,  # type: ignore[arg-type]
                 reason=c.reason,
                 depends_on=list(c.depends_on),
-                changes=[
-                    FieldChangeDoc(path=f.path, before=f.before, after=f.after, replica=f.replica)
-                    for f in c.changes
-                ],
+                changes=[FieldChangeDoc(path=f.path, before=f.before, after=f.after)
+                         for f in c.changes],
+                steps=[StepDoc(op=s.op, target=s.target, detail=s.detail, text=s.text())
+                       for s in c.steps],
             )
             for c in plan.changes
         ],

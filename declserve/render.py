@@ -21,6 +21,7 @@ _HEADINGS = {
     Action.STOP: "will be stopped",
     Action.REPLACE: "must be replaced",
     Action.DELETE: "will be destroyed",
+    Action.REPAIR: "will be repaired",
 }
 
 
@@ -42,13 +43,12 @@ def summary_line(plan: Plan) -> str:
 
 
 def _field_line(change: ResourceChange, f: FieldChange) -> str:
-    where = f" [{f.replica}]" if f.replica else ""
     if change.action is Action.CREATE:
         return f"+ {f.path}: {value(f.after)}"
     if change.action is Action.DELETE:
         return f"- {f.path}: {value(f.before)}"
     mark = "+" if f.before is None else "-" if f.after is None else "~"
-    return f"{mark} {f.path}{where}: {value(f.before)} → {value(f.after)}"
+    return f"{mark} {f.path}: {value(f.before)} → {value(f.after)}"
 
 
 def resource_lines(change: ResourceChange, colour: bool = False) -> list[str]:
@@ -59,6 +59,9 @@ def resource_lines(change: ResourceChange, colour: bool = False) -> list[str]:
     for f in change.changes:
         line = _field_line(change, f)
         lines.append("    " + _paint(line, line.split(" ", 1)[0], colour))
+    if change.steps:
+        lines.append("    steps:")
+        lines.extend(f"      {i}. {step.text()}" for i, step in enumerate(change.steps, 1))
     return lines
 
 
@@ -96,14 +99,20 @@ def render_markdown(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_outcomes(outcomes: Iterable[Outcome]) -> str:
+def render_outcomes(outcomes: Iterable[Outcome], *, interrupted: bool = False) -> str:
     outcomes = list(outcomes)
     done = sum(o.status is Status.DONE for o in outcomes)
     failed = [o for o in outcomes if o.status is Status.FAILED]
+    stopped = [o for o in outcomes if o.status is Status.INTERRUPTED]
     skipped = [o for o in outcomes if o.status is Status.SKIPPED]
-    if not failed and not skipped:
+    if not failed and not skipped and not stopped and not interrupted:
         return f"Apply complete: {done} change(s) done.\n"
-    lines = [f"Apply failed: {done} done, {len(failed)} failed, {len(skipped)} not started."]
+    head = "Apply interrupted" if interrupted else "Apply failed"
+    counts = [f"{done} done", f"{len(failed)} failed"]
+    if stopped:
+        counts.append(f"{len(stopped)} stopped part-way")
+    counts.append(f"{len(skipped)} not started")
+    lines = [f"{head}: {', '.join(counts)}."]
     for o in outcomes:
         detail = f": {o.detail}" if o.detail else ""
         lines.append(f"  {o.status.value:<11} {o.action.value:<7} {o.address}{detail}")

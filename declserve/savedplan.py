@@ -1,9 +1,11 @@
 """Saved plans: `plan --out FILE` writes one, `apply FILE` carries out exactly its actions.
 
-The file holds the resolved desired specs (versions pinned), the actions, the fingerprint of the
-live state the plan was made from, the declserve version, the project and backend identity, and
-a checksum over all of it. Applying refuses an edited file, a plan of another project or backend,
-and a stale plan (the live state changed since), each with one sentence.
+The file holds the resolved desired specs (versions pinned), the changes with their steps, the
+fingerprint of the live state the plan was made from, the declserve version, the project and
+backend identity, and a checksum over all of it. It holds no path of the machine that planned
+(models are named relative to the registry), so a plan made on one runner applies on another.
+Applying refuses an edited file, a plan of another project or backend, and a stale plan (the
+live state changed since), each with one sentence.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from declserve import __version__
-from declserve.desired import DesiredServing
+from declserve.desired import DesiredServing, ModelSource
 from declserve.errors import InputError
-from declserve.plan import Action, FieldChange, Plan, ResourceChange
+from declserve.plan import Action, FieldChange, Plan, ResourceChange, Step
 from declserve.planfile import to_doc
 from declserve.spec import Serving
 
 KIND = "declserve-saved-plan"
-FORMAT = "1"
+FORMAT = "2"
 
 
 def _checksum(body: dict[str, Any]) -> str:
@@ -33,7 +35,6 @@ def _desired_doc(d: DesiredServing) -> dict[str, Any]:
     return {
         "serving": d.serving.model_dump(mode="json", by_alias=True),
         "version": d.version,
-        "modelDir": str(d.model_dir),
         "source": d.source,
         "topic": d.topic,
         "createsTopic": d.creates_topic,
@@ -77,6 +78,13 @@ def read(path: Path) -> tuple[Plan, dict[str, DesiredServing], dict[str, Any]]:
     if body.get("declserve_version") != __version__:
         raise _refuse(path, f"the plan was made by declserve {body.get('declserve_version')}, "
                             f"this is {__version__}; make a new plan")
+    try:
+        return _parse(body)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _refuse(path, f"is not a plan file this declserve can read ({exc})") from exc
+
+
+def _parse(body: dict[str, Any]) -> tuple[Plan, dict[str, DesiredServing], dict[str, Any]]:
     doc = body["plan"]
     plan = Plan(
         project=doc["project"],
@@ -84,7 +92,8 @@ def read(path: Path) -> tuple[Plan, dict[str, DesiredServing], dict[str, Any]]:
         changes=tuple(
             ResourceChange(
                 rc["kind"], rc["name"], Action(rc["action"]),
-                tuple(FieldChange(c["path"], c["before"], c["after"], c["replica"]) for c in rc["changes"]),
+                tuple(FieldChange(c["path"], c["before"], c["after"]) for c in rc["changes"]),
+                tuple(Step(s["op"], s["target"], s["detail"]) for s in rc["steps"]),
                 tuple(rc["depends_on"]), rc["reason"],
             )
             for rc in doc["resource_changes"]
@@ -93,11 +102,9 @@ def read(path: Path) -> tuple[Plan, dict[str, DesiredServing], dict[str, Any]]:
         pinned_versions=doc["pinned_versions"],
         warnings=tuple(doc["warnings"]),
     )
-    desired = {
-        name: DesiredServing(
-            Serving.model_validate(d["serving"]), d["version"], Path(d["modelDir"]), d["source"],
-            d["topic"], d["createsTopic"],
-        )
-        for name, d in body["desired"].items()
-    }
+    desired = {}
+    for name, d in body["desired"].items():
+        serving = Serving.model_validate(d["serving"])
+        desired[name] = DesiredServing(serving, ModelSource(serving.spec.model.name, d["version"]),
+                                       d["source"], d["topic"], d["createsTopic"])
     return plan, desired, body["options"]

@@ -1,32 +1,29 @@
-"""The steps every command shares: load the project, open its backends, read live state, plan.
+"""The steps every command shares: load the project, open its providers, read live state, plan.
 
 Plain functions over the core pieces so that the CLI stays a thin layer of flags and printing.
-Servings go to the serving backend; inference-logging topics to Kafka, as resources of their
-own that the servings logging to them depend on.
+The serving backend the project file names and every other provider the project uses (found
+by name in `declserve.providers`) are handled alike: each observes its kind, makes its
+desired resources, checks its own rules and executes the changes of its kind.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from declserve import __version__
+from declserve import __version__, providers
 from declserve.apply import Outcome, Status
-from declserve.backends import open_backend
-from declserve.backends.base import Backend
-from declserve.desired import DesiredServing, resolve_desired
-from declserve.errors import DeclserveError, InputError, display_path
-from declserve.lock import LockInfo
+from declserve.desired import SERVING_KIND, DesiredServing, resolve_desired
+from declserve.errors import BackendUnavailable, DeclserveError, InputError
 from declserve.live import LiveState
 from declserve.loader import LoadedProject, load_project
-from declserve.plan import Action, DesiredResource, Plan, ResourceChange, make_plan
-from declserve.topics.kafka import KafkaTopics, TopicSettings
+from declserve.lock import LockInfo
+from declserve.plan import DesiredResource, Plan, ResourceChange, make_plan
+from declserve.provider import ApplyContext, Provider, ServingBackend, Wanted
 
 
 def git_commit(directory: Path) -> str | None:
@@ -50,90 +47,97 @@ class PlanRefused(DeclserveError):
 @dataclass
 class Workspace:
     project: LoadedProject
-    backend: Backend
+    backend: ServingBackend
+    others: list[Provider]
     desired: dict[str, DesiredServing]
-    topics: KafkaTopics | None
+    _wanted: dict[str, Wanted] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, directory: Path) -> "Workspace":
+    def open(cls, directory: Path) -> Workspace:
         project = load_project(directory)
         desired = {d.name: d for d in resolve_desired(project)}
-        settings = TopicSettings.from_project(project.project)
-        topics = KafkaTopics(settings) if settings is not None else None
-        return cls(project, open_backend(project), desired, topics)
+        return cls(project, providers.open_backend(project), providers.open_providers(project),
+                   desired)
 
-    def observe(self) -> LiveState:
-        """Kafka first: when it is unreachable nothing else is worth reading."""
-        topics = self.topics.observe() if self.topics is not None else {}
-        live = self.backend.observe(set(self.desired))
-        return dataclasses.replace(live, topics=topics)
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return {p.kind: p for p in [self.backend, *self.others]}
 
-    def _desired_resources(self, live: LiveState) -> list[DesiredResource]:
-        out: list[DesiredResource] = []
-        made: set[str] = set()
-        for d in self.desired.values():
-            resource = self.backend.desired_resource(d)
-            if d.topic is not None and d.creates_topic and self.topics is not None:
-                if d.topic not in made:
-                    out.append(DesiredResource("topic", d.topic, self.topics.settings.essence()))
-                    made.add(d.topic)
-                resource = dataclasses.replace(resource, depends_on=(f"topic.{d.topic}",))
-            elif d.topic is not None and d.topic not in live.topics:
-                raise PlanRefused(
-                    f"{display_path(d.source)}: spec.inferenceLogging.topic: topic {d.topic!r} "
-                    f"does not exist on Kafka at {self.topics.settings.servers if self.topics else '?'}"
-                )
-            out.append(resource)
-        self._check_topic_changes(out, live)
-        return out
+    def observe(self, *, tolerant: bool = False) -> LiveState:
+        """Everything the project's providers have; with `tolerant`, an unreachable provider
+        other than the serving backend is recorded as unknown instead of failing."""
+        names = frozenset(self.desired)
+        live = self.backend.observe(names)
+        for p in self.others:
+            try:
+                live = live.merged(p.observe(names))
+            except BackendUnavailable as exc:
+                if not tolerant:
+                    raise
+                live = live.merged(LiveState(unknown={p.kind: str(exc)}))
+        return live
 
-    def _check_topic_changes(self, resources: list[DesiredResource], live: LiveState) -> None:
-        doc = self.project.project_doc
-        for r in resources:
-            have = live.topics.get(r.name) if r.kind == "topic" else None
-            if have is None:
-                continue
-            if have.essence.get("partitions", 0) > r.essence["partitions"]:
-                raise PlanRefused(
-                    doc.problem(("spec", "kafka", "partitions"),
-                                f"topic {r.name!r} has {have.essence['partitions']} partitions and "
-                                f"Kafka cannot remove partitions; the spec asks for {r.essence['partitions']}").format()
-                )
-            if have.essence.get("replicationFactor") != r.essence["replicationFactor"]:
-                raise PlanRefused(
-                    doc.problem(("spec", "kafka", "replicationFactor"),
-                                f"topic {r.name!r} has replication factor {have.essence.get('replicationFactor')}; "
-                                "changing it needs a partition reassignment, which declserve does not do").format()
-                )
+    def wanted(self) -> dict[str, Wanted]:
+        """Every desired resource by address, with the dependencies other providers declare."""
+        servings = list(self.desired.values())
+        found: dict[str, Wanted] = {}
+        for p in self.providers.values():
+            for w in p.desired(servings):
+                found[w.resource.address] = w
+        extra: dict[str, list[str]] = {}
+        for address, w in found.items():
+            for user in w.required_by:
+                extra.setdefault(user, []).append(address)
+        for user, needs in extra.items():
+            w = found.get(user)
+            if w is not None:
+                r = w.resource
+                deps = tuple(sorted({*r.depends_on, *needs}))
+                found[user] = Wanted(DesiredResource(r.kind, r.name, r.essence, deps), w.serving,
+                                     w.required_by)
+        self._wanted = found
+        return found
+
+    def _check(self, live: LiveState) -> None:
+        servings = list(self.desired.values())
+        refusals = [msg for p in self.providers.values() for msg in p.check(servings, live)]
+        if refusals:
+            raise PlanRefused("; ".join(refusals))
 
     def plan(
         self,
         live: LiveState,
         *,
-        prune: bool = False,
-        delete_topics: bool = False,
+        guards: frozenset[str] = frozenset(),
         targets: frozenset[str] | None = None,
         allow_empty: bool = False,
+        destroy: bool = False,
     ) -> Plan:
+        """The plan; `guards` are the flags the user passed that allow deletions (`--prune`)."""
         if targets:
-            unknown = sorted(t for t in targets if t not in self.desired and t not in live.servings)
+            have = live.of_kind(SERVING_KIND)
+            unknown = sorted(t for t in targets if t not in self.desired and t not in have)
             if unknown:
-                raise InputError.one(f"no serving named {', '.join(map(repr, unknown))} in the specs "
-                                     "or on the backend", field="--target")
+                raise InputError.one(f"no serving named {', '.join(map(repr, unknown))} in the "
+                                     "specs or on the backend", field="--target")
+        self._check(live)
+        if destroy:
+            guards = guards | {self.backend.delete_guard}
         return make_plan(
             project=self.project.name,
             backend=self.backend.identity(),
-            desired=self._desired_resources(live),
+            desired=[w.resource for w in self.wanted().values()],
             live=live,
-            replace_fields=self.backend.replace_fields,
-            prune=prune,
-            delete_topics=delete_topics,
+            planners=self.providers,
+            allowed_deletions=guards,
+            destroy=destroy,
             pinned_versions={n: d.version for n, d in self.desired.items()},
-            targets=targets or None,
-            allow_empty=allow_empty,
+            targets=frozenset(f"{SERVING_KIND}.{t}" for t in targets) if targets else None,
+            allow_empty=allow_empty or destroy,
         )
 
-    def record(self, plan: Plan, outcomes: list[Outcome], operation: str, lock: LockInfo) -> dict[str, Any]:
+    def record(self, plan: Plan, outcomes: list[Outcome], operation: str, lock: LockInfo,
+               *, interrupted: bool = False) -> dict[str, Any]:
         """Leave a trace of an apply on the backend; returns the entry."""
         failed = any(o.status is not Status.DONE for o in outcomes)
         s = plan.summary
@@ -146,37 +150,20 @@ class Workspace:
             "operation": operation,
             "commit": git_commit(self.project.directory),
             "summary": {"add": s.add, "change": s.change, "destroy": s.destroy},
-            "outcome": "failed" if failed else "succeeded",
-            "changes": [{"address": o.address, "action": o.action.value, "status": o.status.value} for o in outcomes],
+            "outcome": "interrupted" if interrupted else "failed" if failed else "succeeded",
+            "changes": [{"address": o.address, "action": o.action.value, "status": o.status.value}
+                        for o in outcomes],
             "declserve_version": __version__,
         }
         self.backend.record_history(entry)
         return entry
 
-    def runner(self, live: LiveState) -> Callable[[ResourceChange, Callable[[str], None]], None]:
-        """The function the executor calls for one change."""
+    def runner(self) -> Callable[[ResourceChange, ApplyContext], None]:
+        """The function the executor calls for one change: its provider carries out its steps."""
+        wanted = self._wanted or self.wanted()
+        by_kind = self.providers
 
-        def run(change: ResourceChange, say: Callable[[str], None]) -> None:
-            if change.kind == "topic":
-                self._run_topic(change, live, say)
-                return
-            self.backend.apply_change(
-                change, self.desired.get(change.name), live.servings.get(change.name), say
-            )
+        def run(change: ResourceChange, ctx: ApplyContext) -> None:
+            by_kind[change.kind].execute(change, wanted.get(change.address), ctx)
 
         return run
-
-    def _run_topic(self, change: ResourceChange, live: LiveState, say: Callable[[str], None]) -> None:
-        assert self.topics is not None
-        if change.action is Action.DELETE:
-            say(f"deleting topic {change.name}")
-            self.topics.delete(change.name)
-            return
-        after = self.topics.settings.essence()
-        before = live.topics.get(change.name)
-        if before is None:
-            say(f"creating topic {change.name}")
-            self.topics.create(change.name, after)
-        else:
-            say(f"updating topic {change.name}")
-            self.topics.update(change.name, before.essence, after)

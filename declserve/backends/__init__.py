@@ -1,22 +1,25 @@
-"""Serving backends; `open_backend` picks the one the project file names."""
+"""Serving backends, registered by the name a project file gives as `backend.type`.
+
+Each is imported only when a project asks for it, so a command pays for the SDK it uses.
+"""
 
 from __future__ import annotations
 
 import os
 
-from declserve.backends.base import Backend
-from declserve.errors import DeclserveError
 from declserve.loader import LoadedProject
+from declserve.provider import ServingBackend
+from declserve.providers import register_backend
 
 IMAGE_ENV = "DECLSERVE_IMAGE"
 
 
-def open_backend(project: LoadedProject) -> Backend:
-    """Connect to the project's backend. `DECLSERVE_IMAGE` overrides the serving image."""
-    backend = project.project.spec.backend
-    if backend.type == "docker":
-        from declserve.backends.docker import DockerBackend, DockerSettings
+def _docker(project: LoadedProject) -> ServingBackend:
+    from declserve.backends.docker.backend import DockerBackend
+    from declserve.backends.docker.settings import DockerSettings
 
-        settings = DockerSettings.from_project(project.project, os.environ.get(IMAGE_ENV) or None)
-        return DockerBackend(settings)
-    raise DeclserveError(f"the {backend.type!r} backend is not available in this version yet")
+    settings = DockerSettings.from_project(project.project, os.environ.get(IMAGE_ENV) or None)
+    return DockerBackend(settings, project)
+
+
+register_backend("docker", _docker)

@@ -3,7 +3,7 @@
 A topic declserve creates is named from the project's pattern (default
 `<project>-<serving>-inference`); Kafka topics carry no labels, so a topic whose name the
 pattern produces for this project counts as managed. Reads list every topic in one call and
-describe the managed ones' retention in another. Only this module talks to Kafka.
+describe the managed ones' retention in another. Only this package talks to Kafka.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from declserve import spec as S
 from declserve.errors import BackendUnavailable, Rejected
-from declserve.live import LiveTopic
 
 _QUIET = logging.getLogger("declserve.kafka.client")
 _QUIET.addHandler(logging.NullHandler())
@@ -69,8 +68,8 @@ class KafkaTopics:
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"cannot reach Kafka at {self.settings.servers} ({_reason(exc)})")
 
-    def observe(self) -> dict[str, LiveTopic]:
-        """Every topic on the cluster; managed ones with their full essence."""
+    def observe(self) -> dict[str, tuple[dict[str, Any], bool]]:
+        """Every topic on the cluster: its essence (full for managed ones) and whether managed."""
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import ConfigResource
 
@@ -79,7 +78,7 @@ class KafkaTopics:
         except KafkaException as exc:
             raise self._unavailable(exc) from exc
         managed = self.settings.managed_pattern()
-        topics: dict[str, LiveTopic] = {}
+        topics: dict[str, tuple[dict[str, Any], bool]] = {}
         resources = []
         for name, meta in metadata.topics.items():
             if name.startswith("__"):
@@ -88,8 +87,8 @@ class KafkaTopics:
             first = partitions.get(0)
             essence = {"partitions": len(partitions),
                        "replicationFactor": len(first.replicas) if first else 0}
-            topics[name] = LiveTopic(name, essence, managed=bool(managed.match(name)))
-            if topics[name].managed:
+            topics[name] = (essence, bool(managed.match(name)))
+            if topics[name][1]:
                 resources.append(ConfigResource(ConfigResource.Type.TOPIC, name))
         if resources:
             try:
@@ -98,7 +97,7 @@ class KafkaTopics:
                     entries = future.result(timeout=self.settings.timeout)
                     retention = entries.get("retention.ms")
                     if retention is not None and retention.value is not None:
-                        topics[resource.name].essence["retentionMs"] = int(retention.value)
+                        topics[resource.name][0]["retentionMs"] = int(retention.value)
             except KafkaException as exc:
                 raise self._unavailable(exc) from exc
         return topics
@@ -112,18 +111,20 @@ class KafkaTopics:
         self._wait(self.admin.create_topics([topic], request_timeout=self.settings.timeout), f"create topic {name}",
                    ok_codes=frozenset({"TOPIC_ALREADY_EXISTS"}))
 
-    def update(self, name: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-        from confluent_kafka.admin import ConfigResource, NewPartitions
+    def add_partitions(self, name: str, total: int) -> None:
+        from confluent_kafka.admin import NewPartitions
 
-        if after["partitions"] > before.get("partitions", 0):
-            self._wait(self.admin.create_partitions([NewPartitions(name, after["partitions"])],
-                                                    request_timeout=self.settings.timeout),
-                       f"add partitions to topic {name}")
-        if after.get("retentionMs") != before.get("retentionMs"):
-            resource = ConfigResource(ConfigResource.Type.TOPIC, name,
-                                      set_config={"retention.ms": str(after["retentionMs"])})
-            self._wait(self.admin.alter_configs([resource], request_timeout=self.settings.timeout),
-                       f"change retention of topic {name}")
+        self._wait(self.admin.create_partitions([NewPartitions(name, total)],
+                                                request_timeout=self.settings.timeout),
+                   f"add partitions to topic {name}")
+
+    def set_retention(self, name: str, retention_ms: int) -> None:
+        from confluent_kafka.admin import ConfigResource
+
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name,
+                                  set_config={"retention.ms": str(retention_ms)})
+        self._wait(self.admin.alter_configs([resource], request_timeout=self.settings.timeout),
+                   f"change retention of topic {name}")
 
     def delete(self, name: str) -> None:
         self._wait(self.admin.delete_topics([name], request_timeout=self.settings.timeout),

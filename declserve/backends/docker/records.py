@@ -14,9 +14,9 @@ import uuid
 from typing import Any
 
 import docker
-import docker.errors
 
-from declserve.errors import BackendUnavailable
+from declserve.backends.docker.engine import engine_errors
+from declserve.errors import Conflict, NotFound
 from declserve.lock import LockInfo
 
 LABEL_LOCK = "declserve.io/lock"
@@ -36,20 +36,21 @@ class DockerRecords:
 
     def read_lock(self) -> LockInfo | None:
         try:
-            attrs = self.api.inspect_container(self.lock_name)
-        except docker.errors.NotFound:
+            with engine_errors("read the project lock"):
+                attrs = self.api.inspect_container(self.lock_name)
+        except NotFound:
             return None
         return LockInfo(**json.loads(attrs["Config"]["Labels"][LABEL_LOCK]))
 
     def try_lock(self, info: LockInfo) -> LockInfo | None:
         labels = {"declserve.io/project": self.project, LABEL_LOCK: json.dumps(info.to_dict())}
         try:
-            self.api.create_container(self.image, name=self.lock_name, labels=labels,
-                                      entrypoint=["true"], command=[], network_disabled=True)
+            with engine_errors("take the project lock"):
+                self.api.create_container(self.image, name=self.lock_name, labels=labels,
+                                          entrypoint=["true"], command=[], network_disabled=True)
             return None
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise BackendUnavailable(f"cannot take the project lock on the Docker engine: {exc.explanation}") from exc
+        except Conflict:
+            pass  # another run holds it
         holder = self.read_lock()
         return holder or LockInfo("unknown", "?", "?", "?", 0, "?", "?")
 
@@ -58,17 +59,21 @@ class DockerRecords:
         if holder is None or holder.id != lock_id:
             return False
         try:
-            self.api.remove_container(self.lock_name, force=True)
-        except docker.errors.NotFound:
+            with engine_errors("remove the project lock"):
+                self.api.remove_container(self.lock_name, force=True)
+        except NotFound:
             return False
         return True
 
     def record(self, entry: dict[str, Any]) -> None:
-        name = f"declserve-history-{self.project}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.api.create_volume(name=name, labels={LABEL_HISTORY: self.project,
-                                                  LABEL_ENTRY: json.dumps(entry, sort_keys=True)})
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        name = f"declserve-history-{self.project}-{stamp}-{uuid.uuid4().hex[:6]}"
+        with engine_errors("record the apply in the history"):
+            self.api.create_volume(name=name, labels={
+                LABEL_HISTORY: self.project, LABEL_ENTRY: json.dumps(entry, sort_keys=True)})
 
     def history(self) -> list[dict[str, Any]]:
-        found = self.api.volumes(filters={"label": f"{LABEL_HISTORY}={self.project}"}).get("Volumes") or []
-        entries = [json.loads(v["Labels"][LABEL_ENTRY]) for v in found]
+        with engine_errors("read the apply history"):
+            found = self.api.volumes(filters={"label": f"{LABEL_HISTORY}={self.project}"})
+        entries = [json.loads(v["Labels"][LABEL_ENTRY]) for v in (found.get("Volumes") or [])]
         return sorted(entries, key=lambda e: (e.get("time", ""), e.get("id", "")))

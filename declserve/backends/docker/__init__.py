@@ -1,0 +1,1 @@
+"""The Docker backend: servings as TensorFlow Serving containers on one Docker engine."""

@@ -1,0 +1,544 @@
+"""The Docker backend: a serving is `instances` TensorFlow Serving containers on one engine.
+
+Each container mounts the model directory read-only and a per-serving config directory holding
+the model config file declserve writes; TensorFlow Serving polls that file, so a version bump
+is a file write that every replica reloads in place, old version answering until the new one is
+AVAILABLE. The steps of each change come from `planner` (pure); this module reads what runs
+and carries out those steps. Only the modules of this package talk to the Docker engine.
+"""
+
+from __future__ import annotations
+
+import http.client
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+from docker.types import DeviceRequest, Mount
+
+from declserve import spec as S
+from declserve.backends import tfserving as tfs
+from declserve.backends.docker import adopt as A
+from declserve.backends.docker import essence as E
+from declserve.backends.docker import files as F
+from declserve.backends.docker import planner as P
+from declserve.backends.docker import proxy as X
+from declserve.backends.docker.engine import connect, engine_errors, update_limits
+from declserve.backends.docker.records import DockerRecords
+from declserve.backends.docker.settings import DockerSettings
+from declserve.desired import DesiredServing
+from declserve.errors import NotFound, NotReady, Rejected
+from declserve.live import Blocker, HealthStatus, LiveResource, LiveState
+from declserve.loader import LoadedProject
+from declserve.lock import LockInfo
+from declserve.plan import DesiredResource, ResourceChange, Step
+from declserve.provider import Adoption, ApplyContext, Wanted
+
+_POLL = 0.2
+Attrs = dict[str, Any]
+
+
+class DockerBackend(P.DockerPlanner):
+    def __init__(self, settings: DockerSettings, project: LoadedProject,
+                 client: docker.DockerClient | None = None) -> None:
+        super().__init__(settings)
+        self.project = project
+        self.client = client or connect(settings.base_url)
+        self.api = self.client.api
+
+    def identity(self) -> str:
+        return f"docker:{self.api.base_url}"
+
+    # ---- desired (pure) -----------------------------------------------------------------
+    def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
+        return [Wanted(DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings)), d)
+                for d in servings]
+
+    def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
+        return []
+
+    # ---- reading ------------------------------------------------------------------------
+    def _inspect(self, cid: str) -> Attrs | None:
+        try:
+            with engine_errors(f"inspect container {cid[:12]}"):
+                return self.api.inspect_container(cid)  # type: ignore[no-any-return]
+        except NotFound:
+            return None  # removed between list and inspect
+
+    def _list(self, **filters: Any) -> list[Attrs]:
+        with engine_errors("list containers"):
+            return self.api.containers(all=True, filters=filters or None)  # type: ignore[no-any-return]
+
+    def _is_ours(self, labels: dict[str, str]) -> bool:
+        return labels.get(E.LABEL_PROJECT) == self.settings.project and E.LABEL_SERVING in labels
+
+    def _blockers(self, raw: list[Attrs], names: frozenset[str]) -> list[Blocker]:
+        pattern = re.compile(rf"^/?{re.escape(self.settings.project)}-(.+)-(\d+(-next)?|proxy)$")
+        out = []
+        for c in raw:
+            labels = c.get("Labels") or {}
+            if self._is_ours(labels):
+                continue
+            for n in c.get("Names") or ():
+                m = pattern.match(n)
+                if m and m.group(1) in names:
+                    owner = labels.get(E.LABEL_PROJECT)
+                    why = f"managed by project {owner!r}" if owner else "not managed by declserve"
+                    out.append(Blocker(n.lstrip("/"), f"{self.kind}.{m.group(1)}", why))
+        return out
+
+    def _endpoint(self, attrs: Attrs) -> str | None:
+        ports = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{tfs.REST_PORT}/tcp")
+        if not ports:
+            return None
+        return f"http://{self.settings.host}:{ports[0]['HostPort']}"
+
+    def served_versions(self, endpoint: str | None, model: str | None,
+                        timeout: float = 1.0) -> tuple[int, ...] | None:
+        """Versions the server reports AVAILABLE; None when it does not answer.
+
+        http.client rather than urllib: a plan asks every replica, and urllib's opener and
+        proxy lookup cost more than the request itself on loopback.
+        """
+        if not endpoint or not model:
+            return None
+        host, port = endpoint.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            connection.request("GET", f"/v1/models/{model}")
+            response = connection.getresponse()
+            if response.status != 200:
+                return None
+            return tfs.available_versions(response.read())
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        finally:
+            connection.close()
+
+    def _read(self, cid: str) -> tuple[Attrs, tuple[int, ...] | None] | None:
+        """One container's inspect output and, for a running replica, what its server serves.
+
+        Both in one worker so that the engine's answers and the servers' answers overlap.
+        """
+        attrs = self._inspect(cid)
+        if attrs is None:
+            return None
+        labels = attrs["Config"]["Labels"]
+        state = attrs["State"]
+        if labels.get(E.LABEL_ROLE) == X.ROLE_PROXY or not state.get("Running") or state.get("Paused"):
+            return attrs, None
+        return attrs, self.served_versions(self._endpoint(attrs), labels.get(E.LABEL_MODEL))
+
+    def observe(self, names: frozenset[str]) -> LiveState:
+        raw = self._list()
+        ours = [c["Id"] for c in raw if self._is_ours(c.get("Labels") or {})]
+        # Few workers: reading is bound by CPU here (JSON parsing, and the servers answering on
+        # the same cores), so more threads only add switching; measured in bench/plan.py.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            read = [r for r in pool.map(self._read, ours) if r is not None]
+        replicas: dict[str, list[tuple[Attrs, tuple[int, ...] | None]]] = {}
+        proxies: dict[str, Attrs] = {}
+        for attrs, served in read:
+            labels = attrs["Config"]["Labels"]
+            serving = labels[E.LABEL_SERVING]
+            replicas.setdefault(serving, [])
+            if labels.get(E.LABEL_ROLE) == X.ROLE_PROXY:
+                proxies[serving] = attrs
+            else:
+                replicas[serving].append((attrs, served))
+        resources = {}
+        for serving, containers in replicas.items():
+            live = self._live(serving, containers, proxies.get(serving))
+            resources[live.address] = live
+        return LiveState(resources, tuple(self._blockers(raw, names)))
+
+    def _replica(self, attrs: Attrs, served: tuple[int, ...] | None, version: Any) -> dict[str, Any]:
+        state = attrs["State"]
+        index = attrs["Config"]["Labels"].get(E.LABEL_INDEX, "")
+        name = attrs["Name"].lstrip("/")
+        problem = None
+        if state.get("Paused"):
+            problem = f"{name} is paused"
+        elif state.get("Restarting"):
+            problem = f"{name} keeps restarting"
+        elif state.get("Running") and served is None:
+            problem = f"{name} does not answer GET /v1/models/<name> on its REST port"
+        elif state.get("Running") and served is not None and version not in served:
+            shown = ", ".join(map(str, served)) or "nothing"
+            problem = f"{name} serves {shown}, not version {version}"
+        return {
+            "name": name, "id": attrs["Id"], "index": int(index) if index.isdigit() else None,
+            "running": bool(state.get("Running")), "status": state.get("Status", "unknown"),
+            "essence": E.replica_essence(attrs), "problem": problem,
+            "endpoint": self._endpoint(attrs), "servedVersions": list(served or ()),
+        }
+
+    def _live(self, serving: str, containers: list[tuple[Attrs, tuple[int, ...] | None]],
+              proxy: Attrs | None) -> LiveResource:
+        dirs = [E.config_dir_of(a) for a, _ in containers] + ([E.config_dir_of(proxy)] if proxy else [])
+        config_dir = next((d for d in dirs if d), None)
+        files = E.files_essence(config_dir)
+        version = files["model"].get("version")
+        reps = sorted((self._replica(a, served, version) for a, served in containers),
+                      key=lambda r: r["name"])
+        logging = X.observed_logging(proxy, config_dir) if proxy else None
+        essence = E.serving_essence([(r["name"], r["essence"]) for r in reps], files, logging)
+        problems = [r["problem"] for r in reps if r["problem"]]
+        proxy_detail = None
+        running = [r for r in reps if r["running"]]
+        endpoints = [r["endpoint"] for r in running if r["endpoint"]]
+        if proxy is not None:
+            up = bool(proxy["State"].get("Running"))
+            current = X.read_upstreams(config_dir) == sorted(endpoints)
+            proxy_detail = {"name": proxy["Name"].lstrip("/"), "id": proxy["Id"], "running": up,
+                            "upstreamsCurrent": current}
+            if running and not up:
+                problems.append(f"the logging proxy {proxy_detail['name']} is not running")
+            elif running and not current:
+                problems.append("the logging proxy's list of replicas is stale")
+        health = HealthStatus.degraded("; ".join(problems)) if problems else HealthStatus.ready()
+        proxy_url = X.endpoint(config_dir, self.settings.host) if proxy_detail and proxy_detail["running"] else None
+        observed = {
+            "endpoints": [proxy_url] if proxy_url else endpoints,
+            "servedVersions": sorted({v for r in reps for v in r["servedVersions"]}),
+            "ready": sum(1 for r in running if not r["problem"]),
+            "members": [{"name": r["name"], "state": r["status"], "endpoint": r["endpoint"],
+                         "servedVersions": r["servedVersions"]} for r in reps],
+        }
+        revision = ",".join(sorted(f"{r['id'][:12]}:{r['status']}" for r in reps))
+        if proxy_detail:
+            revision += f";{proxy_detail['id'][:12]}:{proxy_detail['running']}"
+        return LiveResource(
+            kind=self.kind, name=serving, essence=essence, health=health, observed=observed,
+            detail={"replicas": reps, "proxy": proxy_detail}, protected=bool(files["protected"]),
+            revision=revision,
+        )
+
+    def _containers(self, serving: str) -> tuple[dict[str, Attrs], Attrs | None]:
+        """The serving's replica containers by name, and its proxy, as they are now."""
+        found = self._list(label=[f"{E.LABEL_PROJECT}={self.settings.project}",
+                                  f"{E.LABEL_SERVING}={serving}"])
+        replicas: dict[str, Attrs] = {}
+        proxy = None
+        for c in found:
+            attrs = self._inspect(c["Id"])
+            if attrs is None:
+                continue
+            if attrs["Config"]["Labels"].get(E.LABEL_ROLE) == X.ROLE_PROXY:
+                proxy = attrs
+            else:
+                replicas[attrs["Name"].lstrip("/")] = attrs
+        return replicas, proxy
+
+    # ---- carrying out the steps -------------------------------------------------------------
+    def execute(self, change: ResourceChange, wanted: Wanted | None, ctx: ApplyContext) -> None:
+        desired = wanted.serving if wanted else None
+        for step in change.steps:
+            ctx.checkpoint()
+            ctx.say(step.text())
+            self._step(step, change.name, desired, ctx)
+
+    def _step(self, step: Step, serving: str, d: DesiredServing | None, ctx: ApplyContext) -> None:
+        directory = self.settings.config_dir(serving)
+        if step.op == P.REMOVE and step.target == P.CONFIG_FILES:
+            F.remove_serving_files(directory)
+            return
+        if step.op in (P.REMOVE, P.PROXY_REMOVE):
+            for cid in self._ids_named(step.target):
+                self._remove(cid)
+            if step.op == P.PROXY_REMOVE:
+                X.remove_files(directory)
+            return
+        if step.op in (P.STOP, P.PROXY_STOP):
+            with engine_errors(f"stop {step.target}"):
+                self.api.stop(self._one_named(step.target), timeout=10)
+            return
+        assert d is not None, f"step {step.text()!r} needs the serving's spec"
+        if step.op == P.WRITE:
+            F.write_serving_files(directory, d)
+        elif step.op == P.CREATE:
+            self._create(d, _index(step.target), step.target)
+        elif step.op == P.RECREATE:
+            self._recreate(d, step.target, ctx)
+        elif step.op == P.LIMITS:
+            self._limits(d, step.target)
+        elif step.op in (P.START, P.PROXY_START):
+            with engine_errors(f"start {step.target}"):
+                self.api.start(self._one_named(step.target))
+            if step.op == P.PROXY_START:
+                self._point_proxy(d)
+        elif step.op == P.WAIT:
+            names = [self.settings.container_name(d.name, i) for i in range(d.spec.instances)]
+            self.wait_ready(d, [self._one_named(n) for n in names], ctx)
+        elif step.op == P.PROXY_CREATE:
+            self._create_proxy(d)
+        elif step.op == P.PROXY_RECREATE:
+            for cid in self._ids_named(step.target):
+                self._remove(cid)
+            self._create_proxy(d)
+        elif step.op == P.PROXY_POINT:
+            self._point_proxy(d)
+        else:
+            raise Rejected(f"unknown step {step.text()!r} for the Docker backend")
+
+    def _remove(self, cid: str) -> None:
+        try:
+            with engine_errors(f"remove container {cid[:12]}"):
+                self.api.remove_container(cid, force=True)
+        except NotFound:
+            pass
+
+    def _ids_named(self, name: str) -> list[str]:
+        return [c["Id"] for c in self._list(name=f"^/{name}$")]
+
+    def _one_named(self, name: str) -> str:
+        ids = self._ids_named(name)
+        if not ids:
+            raise NotFound(f"container {name} is gone; run plan again")
+        return ids[0]
+
+    def _limits(self, d: DesiredServing, name: str) -> None:
+        res = d.spec.resources
+        # The SDK's update_container has no NanoCpus, and CPU quota would conflict with the
+        # NanoCpus set at creation, so the engine's update endpoint is called directly.
+        body = {"NanoCpus": int(res.cpu_cores * 10**9), "Memory": res.memory_bytes,
+                "MemorySwap": res.memory_bytes}
+        with engine_errors(f"change the limits of {name}"):
+            update_limits(self.api, self._one_named(name), body)
+
+    def _recreate(self, d: DesiredServing, final: str, ctx: ApplyContext) -> None:
+        """Rolling: the new container is ready before the old one goes."""
+        old = self._ids_named(final)
+        temporary = f"{final}-next" if old else final
+        for leftover in self._ids_named(f"{final}-next"):
+            self._remove(leftover)  # from an apply killed mid-way
+        new_id = self._create(d, _index(final), temporary)
+        if d.spec.state is S.DesiredState.RUNNING:
+            self.wait_ready(d, [new_id], ctx)
+        for cid in old:
+            self._remove(cid)
+        if temporary != final:
+            with engine_errors(f"rename {temporary} to {final}"):
+                self.api.rename(new_id, final)
+
+    def _labels(self, d: DesiredServing, index: int) -> dict[str, str]:
+        user = dict(d.serving.metadata.labels)
+        return {
+            **user,
+            E.LABEL_MANAGED: E.MANAGER,
+            E.LABEL_PROJECT: self.settings.project,
+            E.LABEL_SERVING: d.name,
+            E.LABEL_INDEX: str(index),
+            E.LABEL_MODEL: d.spec.model.name,
+            E.LABEL_USER_KEYS: ",".join(sorted(user)),
+            E.LABEL_SPEC_HASH: E.spec_hash(E.desired_essence(d, self.settings)),
+        }
+
+    def ensure_image(self) -> None:
+        image = self.settings.image
+        try:
+            with engine_errors(f"find image {image}"):
+                self.client.images.get(image)
+            return
+        except NotFound:
+            pass
+        if self.settings.pull_policy == "never":
+            raise Rejected(f"image {image} is not on the Docker engine and pullPolicy is 'never'")
+        try:
+            with engine_errors(f"pull image {image}"):
+                self.client.images.pull(image)
+        except (NotFound, Rejected) as exc:
+            raise Rejected(f"image {image} is not on the Docker engine and could not be pulled") from exc
+
+    def model_host_path(self, d: DesiredServing) -> str:
+        """Where this runner's registry holds the serving's model: what the replicas mount."""
+        return str(self.project.registry.model_dir(d.model.name).resolve())
+
+    def _create(self, d: DesiredServing, index: int, name: str) -> str:
+        self.ensure_image()
+        spec = d.spec
+        gpus = spec.resources.gpus
+        policy: dict[str, Any] = {"Name": self.settings.restart_policy}
+        if self.settings.restart_policy == "on-failure":
+            policy["MaximumRetryCount"] = 5
+        with engine_errors(f"create container {name}"):
+            container = self.client.containers.create(
+                self.settings.image,
+                name=name,
+                entrypoint=["tensorflow_model_server"],
+                command=tfs.server_args(self.settings.poll_seconds, spec.batching.enabled),
+                labels=self._labels(d, index),
+                mounts=[
+                    Mount(f"{tfs.MODELS_MOUNT}/{spec.model.name}", self.model_host_path(d),
+                          type="bind", read_only=True),
+                    Mount(tfs.CONFIG_DIR, str(self.settings.config_dir(d.name)), type="bind",
+                          read_only=True),
+                ],
+                # None: the engine picks a free host port (the SDK's stubs omit that case).
+                ports={f"{tfs.REST_PORT}/tcp": (self.settings.bind_address, None)},  # type: ignore[dict-item]
+                nano_cpus=int(spec.resources.cpu_cores * 10**9),
+                mem_limit=spec.resources.memory_bytes,
+                memswap_limit=spec.resources.memory_bytes,
+                device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None,
+                restart_policy=policy,  # type: ignore[arg-type]
+            )
+        if spec.state is S.DesiredState.RUNNING:
+            with engine_errors(f"start {name}"):
+                container.start()
+        return str(container.id)
+
+    def wait_ready(self, d: DesiredServing, ids: list[str], ctx: ApplyContext) -> None:
+        """Every replica serves exactly the target version, or NotReady with the reason."""
+        if not ids:
+            return
+        model, version = d.spec.model.name, d.version
+        deadline = time.monotonic() + self.settings.ready_timeout
+        pending = set(ids)
+        last: dict[str, Any] = {}
+        while pending:
+            for cid in sorted(pending):
+                attrs = self._inspect(cid)
+                if attrs is None or not attrs["State"].get("Running"):
+                    with engine_errors(f"read the log of {cid[:12]}"):
+                        logs = self.api.logs(cid, tail=5).decode(errors="replace").strip() if attrs else ""
+                    what = attrs["Name"].lstrip("/") if attrs else cid[:12]
+                    status = attrs["State"].get("Status") if attrs else "removed"
+                    raise NotReady(f"{what} stopped ({status}) before serving version {version}: "
+                                   f"{logs[-400:]}")
+                served = self.served_versions(self._endpoint(attrs), model)
+                last[cid] = served
+                if served == (version,):
+                    pending.discard(cid)
+            if pending and time.monotonic() > deadline:
+                detail = ", ".join(f"{cid[:12]} serves {last.get(cid)}" for cid in sorted(pending))
+                raise NotReady(f"serving {d.name} did not serve version {version} within "
+                               f"{self.settings.ready_timeout:.0f}s ({detail})")
+            if pending:
+                time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
+
+    # ---- the logging proxy ------------------------------------------------------------------
+    def _ready_endpoints(self, d: DesiredServing) -> list[str]:
+        replicas, _ = self._containers(d.name)
+        found = [self._endpoint(a) for a in replicas.values() if a["State"].get("Running")]
+        return sorted(e for e in found if e)
+
+    def _point_proxy(self, d: DesiredServing) -> None:
+        X.write_upstreams(self.settings.config_dir(d.name), self._ready_endpoints(d))
+
+    def _create_proxy(self, d: DesiredServing) -> None:
+        logging = d.spec.inference_logging
+        assert d.topic is not None and logging is not None
+        directory = self.settings.config_dir(d.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        port = X.listen_port(directory, self.settings.bind_address)
+        X.write_upstreams(directory, self._ready_endpoints(d))
+        X.write_config(directory, serving=d.name, model=d.spec.model.name, topic=d.topic,
+                       mode=logging.mode.value, bootstrap=self.settings.kafka_bootstrap,
+                       bind=self.settings.bind_address, port=port)
+        labels = {E.LABEL_MANAGED: E.MANAGER, E.LABEL_PROJECT: self.settings.project,
+                  E.LABEL_SERVING: d.name}
+        running = d.spec.state is S.DesiredState.RUNNING
+        X.create(self.client, name=self.settings.proxy_name(d.name), image=self.settings.proxy_image,
+                 labels=labels, config_dir=directory, start=running)
+        if running:
+            X.wait_healthy(f"http://{self.settings.host}:{port}", self.settings.ready_timeout)
+
+    # ---- project records: lock, history, protection ---------------------------------------
+    @property
+    def records(self) -> DockerRecords:
+        return DockerRecords(self.api, self.settings.project, self.settings.image)
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        self.ensure_image()  # the lock container is made from the serving image
+        return self.records.try_lock(info)
+
+    def unlock(self, lock_id: str) -> bool:
+        return self.records.unlock(lock_id)
+
+    def read_lock(self) -> LockInfo | None:
+        return self.records.read_lock()
+
+    def record_history(self, entry: dict[str, Any]) -> None:
+        self.records.record(entry)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.records.history()
+
+    def unprotect(self, name: str) -> bool:
+        replicas, proxy = self._containers(name)
+        if not replicas and proxy is None:
+            raise NotFound(f"serving {name!r} has no containers on the Docker engine")
+        return F.remove_protection(self.settings.config_dir(name))
+
+    # ---- reading for humans -------------------------------------------------------------
+    def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
+        replicas, proxy = self._containers(name)
+        if not replicas and proxy is None:
+            raise NotFound(f"serving {name!r} has no containers on the Docker engine")
+        members = sorted(replicas.items()) + ([(proxy["Name"].lstrip("/"), proxy)] if proxy else [])
+        if not follow:
+            for member, attrs in members:
+                with engine_errors(f"read the log of {member}"):
+                    text = self.api.logs(attrs["Id"], tail=tail).decode(errors="replace")
+                for line in text.splitlines():
+                    yield member, line
+            return
+        yield from self._follow(members, tail)
+
+    def _follow(self, members: list[tuple[str, Attrs]], tail: int) -> Iterator[tuple[str, str]]:
+        lines: queue.Queue[tuple[str, str]] = queue.Queue()
+
+        def pump(member: str, cid: str) -> None:
+            try:
+                for chunk in self.api.logs(cid, stream=True, follow=True, tail=tail):
+                    for line in chunk.decode(errors="replace").splitlines():
+                        lines.put((member, line))
+            except (docker.errors.DockerException, OSError):
+                lines.put((member, "(log stream ended)"))
+
+        for member, attrs in members:
+            threading.Thread(target=pump, args=(member, attrs["Id"]), daemon=True).start()
+        while True:
+            yield lines.get()
+
+    # ---- adopting hand-made servings --------------------------------------------------------
+    def find_adoption(self, name: str) -> Adoption | None:
+        pattern = re.compile(rf"^/{re.escape(name)}(-\d+)?$")
+        ids = [c["Id"] for c in self._list()
+               if any(pattern.match(n) for n in c.get("Names") or ())
+               and E.LABEL_PROJECT not in (c.get("Labels") or {})]
+        found = sorted((a for a in map(self._inspect, ids)
+                        if a is not None and a["Config"].get("Image") == self.settings.image),
+                       key=lambda a: a["Name"])
+        if not found:
+            return None
+        served = next((v for v in (self.served_versions(self._endpoint(a), A.model_of(a))
+                                   for a in found if a["State"].get("Running")) if v), None)
+        document = A.spec_from_containers(name, found, self.project, served)
+        old = [a["Name"].lstrip("/") for a in found]
+        instances = document["spec"]["instances"]
+        preview = (
+            f"create {instances} managed replica(s) "
+            f"{', '.join(self.settings.container_name(name, i) for i in range(instances))}",
+            f"then remove the hand-made container(s) {', '.join(old)}"
+            " (their published ports stop answering)",
+        )
+
+        def adopt(d: DesiredServing, ctx: ApplyContext) -> None:
+            for step in self._create_steps(DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings))):
+                ctx.say(step.text())
+                self._step(step, d.name, d, ctx)
+            for a in found:
+                ctx.say(f"remove {a['Name'].lstrip('/')}")
+                self._remove(a["Id"])
+
+        return Adoption(name, document, preview, adopt)
+
+
+def _index(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])

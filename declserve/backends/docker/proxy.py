@@ -1,0 +1,128 @@
+"""The inference-logging proxy of a serving on Docker: one container in front of its replicas.
+
+It runs declserve's logging proxy image with host networking (so it reaches the replicas'
+published ports and a Kafka broker on the host), listens on the serving's bind address, and
+reads two files from the serving's config directory: `proxy.json` (topic, mode, brokers) and
+`upstreams.json` (the replicas' endpoints, rewritten whenever they change).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.types import Mount
+
+from declserve.backends import tfserving as tfs
+from declserve.backends.docker import essence as E
+from declserve.backends.docker.engine import engine_errors
+from declserve.backends.docker.files import atomic_write
+from declserve.errors import NotFound, NotReady, Rejected
+
+PROXY_CONFIG = "proxy.json"
+UPSTREAMS = "upstreams.json"
+ROLE_PROXY = "logging-proxy"
+
+
+def read_upstreams(config_dir: Path | None) -> list[str] | None:
+    if config_dir is None:
+        return None
+    try:
+        return sorted(json.loads((config_dir / UPSTREAMS).read_text())["upstreams"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_config(config_dir: Path | None) -> dict[str, Any]:
+    if config_dir is None:
+        return {}
+    try:
+        doc = json.loads((config_dir / PROXY_CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def observed_logging(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
+    """What the proxy container and its config file say."""
+    config = read_config(config_dir)
+    return {"topic": config.get("topic"), "mode": config.get("mode"),
+            "image": attrs["Config"].get("Image")}
+
+
+def endpoint(config_dir: Path | None, host: str) -> str | None:
+    listen = read_config(config_dir).get("listen")
+    if not isinstance(listen, str) or ":" not in listen:
+        return None
+    return f"http://{host}:{listen.rsplit(':', 1)[1]}"
+
+
+def listen_port(config_dir: Path, bind: str) -> int:
+    """The proxy's port: the one it already has, else a free one on the bind address."""
+    listen = read_config(config_dir).get("listen")
+    if isinstance(listen, str) and listen.rsplit(":", 1)[-1].isdigit():
+        return int(listen.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        probe.bind((bind, 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(config_dir: Path, *, serving: str, model: str, topic: str, mode: str,
+                 bootstrap: str, bind: str, port: int) -> None:
+    doc = {
+        "serving": serving, "model": model, "listen": f"{bind}:{port}", "topic": topic,
+        "mode": mode, "bootstrap": bootstrap,
+        "upstreamsFile": f"{tfs.CONFIG_DIR}/{UPSTREAMS}",
+        "modelConfigFile": f"{tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG}",
+    }
+    atomic_write(config_dir / PROXY_CONFIG, json.dumps(doc, indent=2) + "\n")
+
+
+def write_upstreams(config_dir: Path, endpoints: list[str]) -> None:
+    atomic_write(config_dir / UPSTREAMS, json.dumps({"upstreams": endpoints}) + "\n")
+
+
+def remove_files(config_dir: Path) -> None:
+    for name in (PROXY_CONFIG, UPSTREAMS):
+        (config_dir / name).unlink(missing_ok=True)
+
+
+def create(client: docker.DockerClient, *, name: str, image: str, labels: dict[str, str],
+           config_dir: Path, start: bool) -> str:
+    try:
+        with engine_errors(f"run the logging proxy {name}"):
+            container = client.containers.create(
+                image,
+                name=name,
+                command=["python3", "/app/proxy.py", "--config", f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}"],
+                labels={**labels, E.LABEL_ROLE: ROLE_PROXY},
+                mounts=[Mount(tfs.CONFIG_DIR, str(config_dir), type="bind", read_only=True)],
+                network_mode="host",
+                restart_policy={"Name": "unless-stopped"},  # type: ignore[typeddict-item]
+            )
+            if start:
+                container.start()
+    except NotFound as exc:
+        raise Rejected(f"the logging proxy image {image} is not on the Docker engine; build it "
+                       "with scripts/build-logproxy-image.sh") from exc
+    return str(container.id)
+
+
+def wait_healthy(url: str, deadline_seconds: float) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.2)  # polling the proxy's own health endpoint, bounded by the deadline
+    raise NotReady(f"the logging proxy at {url} did not answer within {deadline_seconds:.0f}s ({last})")

@@ -1,0 +1,115 @@
+"""The one shape of everything declserve manages: a provider per kind of resource.
+
+A provider observes what the project has of its kind, turns the desired servings into
+desired resources (pure), checks rules of its own against the live state (pure), plans the
+steps of one change (pure, the `Planner` half that the plan engine consults), executes those
+steps and waits until they took effect. A serving backend is a provider of the kind `serving`
+that also keeps the project's records (lock, history, protection marks), reads logs and
+adopts objects made by hand. Nothing in the core names a concrete provider: they are found
+through `declserve.providers` by name.
+
+The observed status a provider attaches to a live resource (`LiveResource.observed`) is read
+by `status` only; these keys are understood there:
+
+    endpoints       list[str]  the addresses clients use
+    servedVersions  list[int]  model versions the servers report AVAILABLE
+    ready           int        members (replicas, pods) ready to answer
+    members         list[dict] each with name, state and, where known, endpoint and
+                               servedVersions; shown with `status --verbose`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from declserve.desired import DesiredServing
+from declserve.errors import DeclserveError
+from declserve.live import LiveState
+from declserve.lock import LockInfo
+from declserve.plan import DesiredResource, Planner, ResourceChange
+
+
+class Interrupted(DeclserveError):
+    """Apply was interrupted (Ctrl-C) between two steps of a change."""
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What a provider's `execute` may do besides its own work: report, and notice a stop."""
+
+    say: Callable[[str], None]
+    stopping: Callable[[], bool] = lambda: False
+
+    def checkpoint(self) -> None:
+        """Between two steps: stop here when the user asked apply to stop."""
+        if self.stopping():
+            raise Interrupted("interrupted before its next step")
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A desired resource and the serving spec it came from, if any, for `execute`."""
+
+    resource: DesiredResource
+    serving: DesiredServing | None = None
+    required_by: tuple[str, ...] = field(default=())  # addresses that depend on this one
+
+
+class Provider(Planner, Protocol):
+    def observe(self, names: frozenset[str]) -> LiveState:
+        """What the project has of this kind; objects in the way of `names` become blockers."""
+        ...
+
+    def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
+        """The desired resources of this kind for these servings (pure)."""
+        ...
+
+    def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
+        """Sentences saying why the live systems cannot do what the specs ask (pure)."""
+        ...
+
+    def execute(self, change: ResourceChange, wanted: Wanted | None, ctx: ApplyContext) -> None:
+        """Carry out exactly the change's steps, each waited for; idempotent."""
+        ...
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """Objects made by hand that `declserve import` can take over, and how."""
+
+    name: str
+    document: dict[str, Any]  # the Serving document that describes them
+    preview: tuple[str, ...]  # lines saying what adopting will create and remove
+    adopt: Callable[[DesiredServing, ApplyContext], None]
+
+
+class ServingBackend(Provider, Protocol):
+    def identity(self) -> str:
+        """Which engine or cluster this is, for plan files and messages."""
+        ...
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the project lock atomically; the holder's info when it is taken already."""
+        ...
+
+    def unlock(self, lock_id: str) -> bool: ...
+
+    def read_lock(self) -> LockInfo | None: ...
+
+    def record_history(self, entry: dict[str, Any]) -> None: ...
+
+    def history(self) -> list[dict[str, Any]]: ...
+
+    def unprotect(self, name: str) -> bool:
+        """Remove a live serving's protection mark; whether it had one."""
+        ...
+
+    def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
+        """(member, line) of each member's recent log; with `follow`, until interrupted."""
+        ...
+
+    def find_adoption(self, name: str) -> Adoption | None:
+        """Objects named `name` made by hand, ready to be adopted; None when there are none."""
+        ...
