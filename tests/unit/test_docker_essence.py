@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from declserve.backends import docker_essence as E
 from declserve.backends import tfserving as tfs
-from declserve.desired import DesiredServing
+from declserve.backends.docker import essence as E
+from declserve.backends.docker.settings import DockerSettings
+from declserve.desired import DesiredServing, ModelSource
 from declserve.spec import Serving
+
+SETTINGS = DockerSettings(project="p", image="tfs:1", bind_address="127.0.0.1",
+                          restart_policy="unless-stopped", state_root=Path("/state/p"),
+                          poll_seconds=2, ready_timeout=5, pull_policy="never")
 
 
 def desired(**spec: object) -> DesiredServing:
-    doc = {"apiVersion": "declserve.io/v1", "kind": "Serving", "metadata": {"name": "m", "labels": {"team": "a"}},
+    doc = {"apiVersion": "declserve.io/v1", "kind": "Serving",
+           "metadata": {"name": "m", "labels": {"team": "a"}},
            "spec": {"model": {"name": "mnist", "version": 2}, **spec}}
-    return DesiredServing(Serving.model_validate(doc), 2, Path("/reg/Models/mnist"), "m.yaml:1")
+    serving = Serving.model_validate(doc)
+    model = serving.spec.model
+    version = model.version if isinstance(model.version, int) else 2
+    return DesiredServing(serving, ModelSource(model.name, version), "m.yaml:1")
 
 
-def inspect_of(d: DesiredServing, **host: object) -> dict[str, object]:
-    """What `docker inspect` says of a container declserve created for `d` (engine defaults included)."""
+def inspect_of(d: DesiredServing, source: str = "/reg/Models/mnist", **host: object) -> dict[str, object]:
+    """What `docker inspect` says of a container declserve made for `d` (engine defaults included)."""
     res = d.spec.resources
     return {
         "Args": tfs.server_args(2, d.spec.batching.enabled),
@@ -26,7 +35,7 @@ def inspect_of(d: DesiredServing, **host: object) -> dict[str, object]:
         "HostConfig": {"NanoCpus": int(res.cpu_cores * 10**9), "Memory": res.memory_bytes,
                        "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0},
                        "CpuShares": 0, "OomKillDisable": False, **host},
-        "Mounts": [{"Destination": "/models/mnist", "Source": "/reg/Models/mnist"},
+        "Mounts": [{"Destination": "/models/mnist", "Source": source},
                    {"Destination": tfs.CONFIG_DIR, "Source": "/state/m"}],
         "State": {"Running": True},
     }
@@ -35,20 +44,56 @@ def inspect_of(d: DesiredServing, **host: object) -> dict[str, object]:
 def test_what_declserve_created_reads_back_equal_and_engine_defaults_are_ignored() -> None:
     for d in (desired(), desired(batching={"enabled": True, "maxBatchSize": 8}),
               desired(resources={"cpu": "1500m", "memory": "3Gi"})):
-        want = E.desired_replica_essence(d, "tfs:1", "unless-stopped", 2)
-        assert E.observed_replica_essence(inspect_of(d)) == want
+        assert E.replica_essence(inspect_of(d)) == E.desired_replica(d, SETTINGS)
+
+
+def test_the_registry_location_of_the_runner_is_not_part_of_the_essence() -> None:
+    d = desired()
+    here = E.replica_essence(inspect_of(d, "/home/a/clone/registry/Models/mnist"))
+    there = E.replica_essence(inspect_of(d, "/srv/b/registry/Models/mnist"))
+    assert here == there and here["modelSource"] == "Models/mnist"
+    elsewhere = E.replica_essence(inspect_of(d, "/tmp/my-model"))
+    assert elsewhere["modelSource"] == "/tmp/my-model"
+    assert "/" not in str(E.desired_essence(d, SETTINGS)["modelSource"]).removeprefix("Models/")
 
 
 def test_gpus_come_from_device_requests() -> None:
     d = desired(resources={"gpus": 2})
     attrs = inspect_of(d, DeviceRequests=[{"Count": 2, "Capabilities": [["gpu"]]}])
-    assert E.observed_replica_essence(attrs)["resources"]["gpus"] == 2
-    assert E.desired_replica_essence(d, "tfs:1", "unless-stopped", 2)["resources"]["gpus"] == 2
+    assert E.replica_essence(attrs)["resources.gpus"] == 2
+    assert E.desired_replica(d, SETTINGS)["resources.gpus"] == 2
 
 
 def test_image_labels_are_not_user_labels() -> None:
-    observed = E.observed_replica_essence(inspect_of(desired()))
-    assert observed["labels"] == {"team": "a"}
+    observed = E.replica_essence(inspect_of(desired()))
+    assert {k: v for k, v in observed.items() if k.startswith("labels.")} == {"labels.team": "a"}
+
+
+def test_replicas_that_agree_collapse_and_ones_that_differ_are_named() -> None:
+    a = {"resources.cpu": "1", "image": "tfs:1", "running": True}
+    b = {"resources.cpu": "2", "image": "tfs:1", "running": True}
+    assert E.collapse([("m-0", a), ("m-1", dict(a))]) == a
+    mixed = E.collapse([("m-0", a), ("m-1", b)])
+    assert mixed["image"] == "tfs:1"
+    assert mixed["resources.cpu"] == 'mixed: "1" on m-0; "2" on m-1'
+
+
+def test_serving_essence_equals_the_desired_one_for_what_declserve_made() -> None:
+    d = desired(instances=2, batching={"enabled": True, "maxBatchSize": 8})
+    replica = E.replica_essence(inspect_of(d))
+    files = {"model": {"name": "mnist", "version": 2}, "protected": False,
+             "batching": {"max_batch_size": 8}}
+    observed = E.serving_essence([("p-m-0", replica), ("p-m-1", dict(replica))], files, None)
+    assert observed == E.desired_essence(d, SETTINGS)
+
+
+def test_one_stopped_replica_makes_the_state_mixed() -> None:
+    d = desired(instances=2)
+    up = E.replica_essence(inspect_of(d))
+    down = {**up, "running": False}
+    files = {"model": {"name": "mnist", "version": 2}, "protected": False}
+    observed = E.serving_essence([("p-m-0", up), ("p-m-1", down)], files, None)
+    assert observed["state"] == "mixed: stopped on p-m-1; running on p-m-0"
 
 
 def test_model_config_file_round_trip_and_hand_edits() -> None:
@@ -66,5 +111,6 @@ def test_batching_file_round_trip() -> None:
 
 
 def test_available_versions_ignore_other_states() -> None:
-    body = b'{"model_version_status": [{"version": "1", "state": "END"}, {"version": "2", "state": "AVAILABLE"}]}'
+    body = (b'{"model_version_status": [{"version": "1", "state": "END"},'
+            b' {"version": "2", "state": "AVAILABLE"}]}')
     assert tfs.available_versions(body) == (2,)

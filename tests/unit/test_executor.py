@@ -8,10 +8,11 @@ import time
 from declserve.apply import Status, execute_plan
 from declserve.errors import NotReady
 from declserve.plan import Action, Plan, ResourceChange
+from declserve.provider import ApplyContext
 
 
 def change(name: str, action: Action = Action.CREATE, kind: str = "serving", deps: tuple[str, ...] = ()) -> ResourceChange:
-    return ResourceChange(kind, name, action, (), deps)
+    return ResourceChange(kind, name, action, (), depends_on=deps)
 
 
 def plan(*changes: ResourceChange) -> Plan:
@@ -29,7 +30,8 @@ class RecorderDouble:
         self.peak = 0
         self.lock = threading.Lock()
 
-    def __call__(self, c: ResourceChange, say) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, c: ResourceChange, ctx: ApplyContext) -> None:
+        say = ctx.say
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -74,3 +76,21 @@ def test_failure_skips_dependents_only_and_is_reported() -> None:
     assert outcomes["serving.a"].status is Status.SKIPPED and "topic.t" in outcomes["serving.a"].detail
     assert outcomes["serving.b"].status is Status.DONE
     assert ("serving.b", "working") in events
+
+
+def test_a_stop_starts_nothing_new_lets_running_changes_finish_their_step() -> None:
+    stop = threading.Event()
+    began: list[str] = []
+
+    def run(c: ResourceChange, ctx: ApplyContext) -> None:
+        began.append(c.address)
+        stop.set()  # the user presses Ctrl-C while this change runs its first step
+        ctx.checkpoint()  # ... and it stops before its next one
+
+    p = plan(change("a"), change("b"), change("c"))
+    outcomes = {o.address: o for o in execute_plan(p, run, parallelism=1, event=lambda a, m: None,
+                                                   stop=stop)}
+    assert began == ["serving.a"]
+    assert outcomes["serving.a"].status is Status.INTERRUPTED
+    assert {outcomes["serving.b"].status, outcomes["serving.c"].status} == {Status.SKIPPED}
+    assert "interrupted" in outcomes["serving.b"].detail

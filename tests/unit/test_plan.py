@@ -1,169 +1,182 @@
-"""The plan engine on hand-made essences: actions, field changes, replicas, prune, conflicts."""
+"""The plan engine on hand-made essences, with a planner double: actions, fields, repairs, guards."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from declserve.errors import Conflict
-from declserve.live import Blocker, LiveReplica, LiveServing, LiveState, LiveTopic
-from declserve.plan import Action, DesiredResource, EmptyPlanRefused, FieldChange, make_plan
+from declserve.live import Blocker, HealthStatus, LiveResource, LiveState
+from declserve.plan import (
+    Action,
+    DesiredResource,
+    EmptyPlanRefused,
+    FieldChange,
+    Plan,
+    Shape,
+    Step,
+    make_plan,
+)
 
-REPLICA = {"image": "tfs:1", "running": True, "resources": {"cpu": "1", "memory": "1Gi"}}
-
-
-def desired(name: str = "m", version: int = 2, instances: int = 2, **replica: Any) -> DesiredResource:
-    return DesiredResource(
-        "serving", name, {"model": {"name": "mnist", "version": version}},
-        {**REPLICA, **replica}, instances,
-    )
-
-
-def replica(name: str, index: int | None, **essence: Any) -> LiveReplica:
-    merged = {**REPLICA, **essence}
-    return LiveReplica(name, f"id-{name}", index, merged["running"], "running", merged)
+ESSENCE = {"model": {"name": "mnist", "version": 2}, "instances": 2, "state": "running"}
 
 
-def live(name: str = "m", version: int = 2, replicas: tuple[LiveReplica, ...] | None = None) -> LiveServing:
-    reps = replicas if replicas is not None else (replica(f"{name}-0", 0), replica(f"{name}-1", 1))
-    return LiveServing(name, {"model": {"name": "mnist", "version": version}}, reps)
+class PlannerDouble:
+    """A test double of a provider's planner: one step per changed field, replace on `model.name`."""
+
+    def __init__(self, kind: str, guard: str, everything: bool = True) -> None:
+        self.kind = kind
+        self.delete_guard = guard
+        self.guard_everything = everything
+
+    def shape(self, desired: DesiredResource | None, live: LiveResource | None,
+              changes: Sequence[FieldChange]) -> Shape:
+        if desired is None:
+            return Shape(Action.DELETE, (Step("remove", "all"),))
+        if live is None:
+            return Shape(Action.CREATE, (Step("make", desired.name),))
+        if not changes:
+            return Shape(Action.REPAIR, (Step("fix", desired.name),))
+        if any(c.path == "model.name" for c in changes):
+            return Shape(Action.REPLACE, (), "model.name cannot change in place")
+        return Shape(Action.UPDATE, tuple(Step("set", c.path) for c in changes))
+
+    def kept_warning(self, live: LiveResource) -> str:
+        return f"{live.address} has no spec; {self.delete_guard} would delete it"
 
 
-def plan_of(want: list[DesiredResource], have: dict[str, LiveServing], **kw: Any):  # type: ignore[no-untyped-def]
-    return make_plan(project="p", backend="test", desired=want, live=LiveState(servings=have),
-                     replace_fields=frozenset({"model.name"}), **kw)
+PLANNERS = {"serving": PlannerDouble("serving", "--prune"),
+            "topic": PlannerDouble("topic", "--delete-topics", everything=False)}
+
+
+def want(name: str = "m", deps: tuple[str, ...] = (), **fields: Any) -> DesiredResource:
+    return DesiredResource("serving", name, {**ESSENCE, **fields}, deps)
+
+
+def have(name: str = "m", kind: str = "serving", health: HealthStatus | None = None,
+         **fields: Any) -> LiveResource:
+    return LiveResource(kind, name, {**ESSENCE, **fields}, health or HealthStatus.ready(),
+                        revision=f"rev-{name}")
+
+
+def plan_of(desired: list[DesiredResource], live: list[LiveResource], **kw: Any) -> Plan:
+    state = LiveState({r.address: r for r in live})
+    return make_plan(project="p", backend="test", desired=desired, live=state, planners=PLANNERS, **kw)
 
 
 def test_no_changes_when_live_matches() -> None:
-    plan = plan_of([desired()], {"m": live()})
+    plan = plan_of([want()], [have()])
     assert plan.changes == () and plan.summary.empty
 
 
-def test_create_lists_every_field() -> None:
-    plan = plan_of([desired()], {})
-    (change,) = plan.changes
+def test_create_lists_every_field_and_the_planners_steps() -> None:
+    (change,) = plan_of([want()], []).changes
     assert change.action is Action.CREATE and change.symbol == "+"
     assert FieldChange("model.version", None, 2) in change.changes
     assert FieldChange("instances", None, 2) in change.changes
-    assert plan.summary.add == 1
+    assert change.steps == (Step("make", "m"),)
 
 
 def test_version_bump_is_an_update_of_one_field() -> None:
-    (change,) = plan_of([desired(version=3)], {"m": live()}).changes
+    (change,) = plan_of([want(model={"name": "mnist", "version": 3})], [have()]).changes
     assert change.action is Action.UPDATE
     assert change.changes == (FieldChange("model.version", 2, 3),)
+    assert change.steps == (Step("set", "model.version"),)
 
 
-def test_change_shared_by_all_replicas_is_shown_once() -> None:
-    (change,) = plan_of([desired(image="tfs:2")], {"m": live()}).changes
-    assert change.changes == (FieldChange("image", "tfs:1", "tfs:2"),)
+def test_replace_counts_as_add_and_destroy() -> None:
+    plan = plan_of([want(model={"name": "iris", "version": 2})], [have()])
+    (change,) = plan.changes
+    assert change.action is Action.REPLACE and change.symbol == "-/+" and "model.name" in change.reason
+    assert (plan.summary.add, plan.summary.destroy) == (1, 1)
 
 
-def test_change_on_one_replica_names_it() -> None:
-    reps = (replica("m-0", 0), replica("m-1", 1, resources={"cpu": "2", "memory": "1Gi"}))
-    (change,) = plan_of([desired()], {"m": live(replicas=reps)}).changes
-    assert change.changes == (FieldChange("resources.cpu", "2", "1", replica="m-1"),)
+def test_degraded_becomes_a_repair_with_its_reason() -> None:
+    sick = have(health=HealthStatus.degraded("m-1 is paused"))
+    plan = plan_of([want()], [sick])
+    (change,) = plan.changes
+    assert change.action is Action.REPAIR and change.symbol == "~"
+    assert change.reason == "m-1 is paused" and change.steps == (Step("fix", "m"),)
+    assert plan.summary.change == 1 and not plan.summary.empty
 
 
-def test_one_stopped_replica_is_an_update_not_a_start() -> None:
-    reps = (replica("m-0", 0), replica("m-1", 1, running=False))
-    (change,) = plan_of([desired()], {"m": live(replicas=reps)}).changes
-    assert change.action is Action.UPDATE
-    assert change.changes == (FieldChange("running", False, True, replica="m-1"),)
+def test_progressing_is_a_warning_not_a_change() -> None:
+    busy = have(health=HealthStatus.progressing("rolling out"))
+    plan = plan_of([want()], [busy])
+    assert plan.changes == () and plan.warnings == ("serving.m is progressing: rolling out",)
 
 
-def test_stopping_every_replica_is_a_stop() -> None:
-    (change,) = plan_of([desired(running=False)], {"m": live()}).changes
-    assert change.action is Action.STOP and change.changes == (FieldChange("running", True, False),)
-    (change,) = plan_of([desired()], {"m": live(replicas=(replica("m-0", 0, running=False), replica("m-1", 1, running=False)))}).changes
-    assert change.action is Action.START
-
-
-def test_scale_up_and_down() -> None:
-    (up,) = plan_of([desired(instances=3)], {"m": live()}).changes
-    assert up.changes == (FieldChange("instances", 2, 3),)
-    (down,) = plan_of([desired(instances=1)], {"m": live()}).changes
-    assert FieldChange("instances", 2, 1) in down.changes
-    assert FieldChange("replica", "m-1", None, replica="m-1") in down.changes
-
-
-def test_extra_container_without_index_is_the_one_removed() -> None:
-    reps = (replica("m-0", 0), replica("intruder", None), replica("m-1", 1))
-    (change,) = plan_of([desired()], {"m": live(replicas=reps)}).changes
-    assert change.changes == (
-        FieldChange("instances", 3, 2),
-        FieldChange("replica", "intruder", None, replica="intruder"),
-    )
-
-
-def test_model_name_change_forces_replace() -> None:
-    want = DesiredResource("serving", "m", {"model": {"name": "iris", "version": 2}}, dict(REPLICA), 2)
-    (change,) = plan_of([want], {"m": live()}).changes
-    assert change.action is Action.REPLACE and change.symbol == "-/+"
-    assert "model.name" in change.reason
-    assert plan_of([want], {"m": live()}).summary.add == 1
-    assert plan_of([want], {"m": live()}).summary.destroy == 1
-
-
-def test_removed_spec_is_deleted_only_with_prune() -> None:
-    have = {"m": live(), "k": live("k")}
-    plan = plan_of([desired("k")], have)
-    assert plan.changes == () and "--prune" in plan.warnings[0]
-    pruned = plan_of([desired("k")], have, prune=True)
+def test_removed_spec_is_deleted_only_with_its_guard() -> None:
+    live = [have("m"), have("k")]
+    plan = plan_of([want("k")], live)
+    assert plan.changes == () and plan.warnings == ("serving.m has no spec; --prune would delete it",)
+    pruned = plan_of([want("k")], live, allowed_deletions=frozenset({"--prune"}))
     (change,) = pruned.changes
     assert change.action is Action.DELETE and change.name == "m" and pruned.summary.destroy == 1
+    assert change.reason == "no spec for it (--prune)"
+    destroyed = plan_of([], live, allowed_deletions=frozenset({"--prune"}), destroy=True,
+                        allow_empty=True)
+    assert {c.reason for c in destroyed.changes} == {"declserve destroy"}
 
 
 def test_pruning_everything_needs_allow_empty() -> None:
     with pytest.raises(EmptyPlanRefused, match="delete all 1 servings"):
-        plan_of([], {"m": live()}, prune=True)
-    (change,) = plan_of([], {"m": live()}, prune=True, allow_empty=True).changes
+        plan_of([], [have()], allowed_deletions=frozenset({"--prune"}))
+    (change,) = plan_of([], [have()], allowed_deletions=frozenset({"--prune"}),
+                        allow_empty=True).changes
     assert change.action is Action.DELETE
 
 
-def test_protected_serving_survives_prune() -> None:
-    guarded = LiveServing("g", {"model": {"name": "mnist", "version": 2}, "protected": True}, (replica("g-0", 0),))
-    plan = plan_of([], {"g": guarded}, prune=True, allow_empty=True)
+def test_protected_resource_survives_its_guard() -> None:
+    guarded = LiveResource("serving", "g", dict(ESSENCE), protected=True)
+    state = LiveState({guarded.address: guarded})
+    plan = make_plan(project="p", backend="t", desired=[], live=state, planners=PLANNERS,
+                     allowed_deletions=frozenset({"--prune"}), allow_empty=True)
     assert plan.changes == () and any("unprotect g" in w for w in plan.warnings)
 
 
-def test_targets_keep_only_named_servings_and_their_dependencies() -> None:
+def test_a_target_takes_its_dependencies_changes_even_when_it_is_unchanged() -> None:
     topic = DesiredResource("topic", "t", {"partitions": 1})
-    a = DesiredResource("serving", "a", {"model": {"name": "x", "version": 1}}, dict(REPLICA), 1, ("topic.t",))
-    b = DesiredResource("serving", "b", {"model": {"name": "x", "version": 1}}, dict(REPLICA), 1)
-    plan = make_plan(project="p", backend="t", desired=[a, b, topic], live=LiveState(),
-                     replace_fields=frozenset(), targets=frozenset({"a"}))
-    assert [c.address for c in plan.changes] == ["topic.t", "serving.a"]
-
-
-def test_label_removed_from_spec_shows_up() -> None:
-    reps = (replica("m-0", 0, labels={"team": "a"}),)
-    (change,) = plan_of([desired(instances=1)], {"m": live(replicas=reps)}).changes
-    assert change.changes == (FieldChange("labels.team", "a", None),)
+    a = want("a", deps=("topic.t",))
+    b = want("b", model={"name": "mnist", "version": 3})
+    plan = plan_of([a, b, topic], [have("a"), have("b")], targets=frozenset({"serving.a"}))
+    assert [c.address for c in plan.changes] == ["topic.t"]
+    plan = plan_of([a, b, topic], [have("a"), have("b")], targets=frozenset({"serving.b"}))
+    assert [c.address for c in plan.changes] == ["serving.b"]
 
 
 def test_blockers_fail_the_plan_naming_them() -> None:
-    state = LiveState(blockers=(Blocker("p-m-0", "m", "not managed by declserve"),))
+    state = LiveState(blockers=(Blocker("p-m-0", "serving.m", "not managed by declserve"),))
     with pytest.raises(Conflict, match="p-m-0 \\(not managed by declserve\\)"):
-        make_plan(project="p", backend="t", desired=[desired()], live=state, replace_fields=frozenset())
+        make_plan(project="p", backend="t", desired=[want()], live=state, planners=PLANNERS)
 
 
-def test_topics_come_first_and_unused_managed_topics_are_kept() -> None:
+def test_dependencies_come_first_and_unused_resources_wait_for_their_own_guard() -> None:
     topic = DesiredResource("topic", "t1", {"partitions": 1})
-    serving = DesiredResource("serving", "a", {"model": {"name": "x", "version": 1}}, dict(REPLICA), 1, ("topic.t1",))
-    state = LiveState(topics={"old": LiveTopic("old", {"partitions": 1}, managed=True)})
-    plan = make_plan(project="p", backend="t", desired=[serving, topic], live=state, replace_fields=frozenset())
+    serving = want("a", deps=("topic.t1",))
+    old = LiveResource("topic", "old", {"partitions": 1})
+    foreign = LiveResource("topic", "theirs", {"partitions": 9}, managed=False)
+    plan = plan_of([serving, topic], [old, foreign])
     assert [c.address for c in plan.changes] == ["topic.t1", "serving.a"]
     assert plan.changes[1].depends_on == ("topic.t1",)
-    assert any("old" in w for w in plan.warnings)
-    plan = make_plan(project="p", backend="t", desired=[serving, topic], live=state,
-                     replace_fields=frozenset(), delete_topics=True)
-    assert plan.change_for("topic.old") is not None
+    assert plan.warnings == ("topic.old has no spec; --delete-topics would delete it",)
+    plan = plan_of([serving, topic], [old, foreign], allowed_deletions=frozenset({"--prune"}))
+    assert plan.change_for("topic.old") is None
+    plan = plan_of([serving, topic], [old, foreign],
+                   allowed_deletions=frozenset({"--delete-topics"}))
+    assert plan.change_for("topic.old") is not None and plan.change_for("topic.theirs") is None
 
 
-def test_fingerprint_changes_with_live_state() -> None:
-    a = LiveState(servings={"m": live()})
-    b = LiveState(servings={"m": live(version=3)})
-    assert a.fingerprint() == LiveState(servings={"m": live()}).fingerprint()
-    assert a.fingerprint() != b.fingerprint()
+def test_fingerprint_follows_what_the_plan_is_made_of() -> None:
+    def fp(*live: LiveResource) -> str:
+        return LiveState({r.address: r for r in live}).fingerprint()
+
+    base = fp(have())
+    assert base == fp(have())
+    assert base != fp(have(model={"name": "mnist", "version": 3}))
+    assert base != fp(LiveResource("serving", "m", dict(ESSENCE), revision="other"))
+    assert base != fp(have(health=HealthStatus.degraded("x")))
+    assert fp(have(health=HealthStatus.degraded("x"))) == fp(have(health=HealthStatus.degraded("y")))
+    assert base == fp(have(), LiveResource("topic", "theirs", {"partitions": 1}, managed=False))
