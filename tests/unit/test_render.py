@@ -11,9 +11,10 @@ PLAN = Plan("demo", "docker:test", (
     ResourceChange("serving", "a", Action.UPDATE, (FieldChange("model.version", 2, 3),
                                                    FieldChange("resources.cpu", "1", "500m")),
                    (Step("write", "config files"), Step("restart", "demo-a-1", "one at a time"))),
-    ResourceChange("serving", "r", Action.REPAIR, (), (Step("recreate", "demo-r-0"),), (),
-                   "demo-r-0 is paused"),
-    ResourceChange("serving", "b", Action.REPLACE, (FieldChange("model.name", "x", "y"),), (), "model.name cannot change in place"),
+    ResourceChange("serving", "r", Action.REPAIR, (), (Step("recreate", "demo-r-0"),),
+                   reason="demo-r-0 is paused"),
+    ResourceChange("serving", "b", Action.REPLACE, (FieldChange("model.name", "x", "y"),),
+                   reason="model.name cannot change in place"),
     ResourceChange("serving", "c", Action.DELETE, (FieldChange("instances", 1, None),)),
 ), "sha256:abc", warnings=("serving 'd' runs but has no spec",))
 
