@@ -103,11 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="state, versions, instances, endpoints")
     p.add_argument("name", nargs="?", help="one serving (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also list each member (replica, pod) with its own address")
     p.set_defaults(func=commands.status)
 
     p = sub.add_parser("logs", parents=[common], help="show a serving's logs")
     p.add_argument("name", help="the serving")
-    p.add_argument("--tail", type=_positive, default=100, metavar="N", help="lines per replica")
+    p.add_argument("--tail", type=_positive, default=100, metavar="N", help="lines per member")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
     p.set_defaults(func=commands.logs)
 
     p = sub.add_parser("force-unlock", parents=[common], help="remove a lock left by a dead run")
@@ -119,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.history)
 
     p = sub.add_parser("import", parents=[common], help="adopt a serving started by hand")
-    p.add_argument("name", help="the serving: containers named NAME or NAME-<n>")
+    p.add_argument("name", help="the serving: objects made by hand named NAME (or NAME-<n>)")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask before adopting")
     p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
                    help="wait this long for another run's lock (default 0s)")
     p.set_defaults(func=commands.import_)

@@ -272,7 +272,7 @@ def make_plan(
                 warnings.append(f"{r.address} is protected and is kept; "
                                 f"`declserve unprotect {r.name}` lifts that")
             elif allowed:
-                why = "declserve destroy" if destroy else f"no spec for it ({planner.delete_guard})"
+                why = "declserve destroy" if destroy else f"no spec for it; {planner.delete_guard}"
                 changes.append(_change(planner, None, r, _all_fields(r.essence, creating=False),
                                        (), why))
             else:

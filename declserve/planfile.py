@@ -66,7 +66,7 @@ class SummaryDoc(_Doc):
 class PlanDoc(_Doc):
     """The plan of one project against its backend's live state."""
 
-    format_version: Literal["1"] = "1"
+    format_version: Literal["2"] = "2"
     declserve_version: str
     project: str
     backend: str

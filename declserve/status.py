@@ -37,7 +37,7 @@ def serving_status(name: str, desired: DesiredServing | None, live: LiveResource
         "servedVersions": list(observed.get("servedVersions", [])),
         "instancesReady": observed.get("ready", 0),
         "instancesDesired": desired.spec.instances if desired else None,
-        "endpoints": list(observed.get("endpoints", [])),
+        "endpoints": [f"{e}/v1/models/{model.get('name')}" for e in observed.get("endpoints", [])],
         "members": list(observed.get("members", [])),
         "topic": desired.topic if desired else None,
         "dependencies": [_dependency(a, state) for a in uses],
@@ -69,7 +69,7 @@ def print_status(rows: list[dict[str, Any]], *, verbose: bool = False) -> None:
         if row["healthReason"]:
             print(f"{'':<20} {row['healthReason']}")
         for endpoint in row["endpoints"]:
-            print(f"{'':<20} {endpoint}/v1/models/{row['model']}")
+            print(f"{'':<20} {endpoint}")
         if verbose:
             for m in row["members"]:
                 where = f"  {m['endpoint']}" if m.get("endpoint") else ""

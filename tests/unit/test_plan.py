@@ -115,7 +115,7 @@ def test_removed_spec_is_deleted_only_with_its_guard() -> None:
     pruned = plan_of([want("k")], live, allowed_deletions=frozenset({"--prune"}))
     (change,) = pruned.changes
     assert change.action is Action.DELETE and change.name == "m" and pruned.summary.destroy == 1
-    assert change.reason == "no spec for it (--prune)"
+    assert change.reason == "no spec for it; --prune"
     destroyed = plan_of([], live, allowed_deletions=frozenset({"--prune"}), destroy=True,
                         allow_empty=True)
     assert {c.reason for c in destroyed.changes} == {"declserve destroy"}

@@ -54,14 +54,6 @@ class DockerBackend(P.DockerPlanner):
     def identity(self) -> str:
         return f"docker:{self.api.base_url}"
 
-    # ---- desired (pure) -----------------------------------------------------------------
-    def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
-        return [Wanted(DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings)), d)
-                for d in servings]
-
-    def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
-        return []
-
     # ---- reading ------------------------------------------------------------------------
     def _inspect(self, cid: str) -> Attrs | None:
         try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from declserve.backends.docker.essence import IN_PLACE, is_replica_field
+from declserve.backends.docker.essence import IN_PLACE, desired_essence, is_replica_field
 from declserve.backends.docker.settings import DockerSettings
-from declserve.desired import SERVING_KIND
-from declserve.live import LiveResource, flatten
+from declserve.desired import SERVING_KIND, DesiredServing
+from declserve.live import LiveResource, LiveState, flatten
 from declserve.plan import Action, DesiredResource, FieldChange, Shape, Step
+from declserve.provider import Wanted
 
 # Step verbs; `DockerBackend.execute` carries out each of them.
 WRITE = "write"
@@ -83,6 +84,13 @@ class DockerPlanner:
 
     def __init__(self, settings: DockerSettings) -> None:
         self.settings = settings
+
+    def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
+        return [Wanted(DesiredResource(self.kind, d.name, desired_essence(d, self.settings)), d)
+                for d in servings]
+
+    def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
+        return []  # the engine runs whatever a valid spec asks for
 
     def kept_warning(self, live: LiveResource) -> str:
         verb = "runs" if live.essence.get("state") == "running" else "exists (stopped)"

@@ -51,6 +51,15 @@ class TestProject:
             doc["spec"]["kafka"] = {"bootstrapServers": [kafka], "partitions": 2}
         self.write("declserve.yaml", doc)
 
+    @classmethod
+    def clone_of(cls, other: TestProject, root: Path) -> TestProject:
+        """The same project checked out at another path (its cleanup is the original's)."""
+        clone = cls.__new__(cls)
+        clone.name, clone.root, clone.image = other.name, root, other.image
+        clone.state_dir = other.state_dir
+        shutil.copytree(other.root, root)
+        return clone
+
     def write(self, relative: str, *docs: dict[str, Any]) -> Path:
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,13 +129,23 @@ class TestProject:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def changes(plan: dict[str, Any], address: str) -> set[tuple[Any, ...]]:
-    """The changed fields of one resource in a plan --json document, as comparable tuples."""
+def resource_change(plan: dict[str, Any], address: str) -> dict[str, Any]:
     for rc in plan["resource_changes"]:
         if rc["address"] == address:
-            return {(c["path"], json.dumps(c["before"]), json.dumps(c["after"]), c["replica"]) for c in rc["changes"]}
+            return rc  # type: ignore[no-any-return]
     raise AssertionError(f"{address} is not in the plan: {[rc['address'] for rc in plan['resource_changes']]}")
 
 
-def field(path: str, before: Any, after: Any, replica: str | None = None) -> tuple[Any, ...]:
-    return (path, json.dumps(before), json.dumps(after), replica)
+def changes(plan: dict[str, Any], address: str) -> set[tuple[Any, ...]]:
+    """The changed fields of one resource in a plan --json document, as comparable tuples."""
+    rc = resource_change(plan, address)
+    return {(c["path"], json.dumps(c["before"]), json.dumps(c["after"])) for c in rc["changes"]}
+
+
+def steps(plan: dict[str, Any], address: str) -> list[tuple[str, str]]:
+    """The steps of one resource's change, as (verb, target) pairs."""
+    return [(s["op"], s["target"]) for s in resource_change(plan, address)["steps"]]
+
+
+def field(path: str, before: Any, after: Any) -> tuple[Any, ...]:
+    return (path, json.dumps(before), json.dumps(after))

@@ -27,7 +27,7 @@ def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) ->
         if doc["spec"].get("state", "running") == "stopped":
             assert row["state"] == "stopped" and len(project.containers(row["name"])) == wanted
             continue
-        assert row["state"] == "running" and row["instancesRunning"] == wanted
+        assert row["state"] == "running" and row["instancesReady"] == wanted
         assert len(row["endpoints"]) == wanted
         for url in row["endpoints"]:
             assert served_version(url) == str(row["desiredVersion"])
@@ -61,7 +61,7 @@ def test_scale_up_and_down(make_project) -> None:
     project.serving("mnist", instances=3)
     assert changes(project.plan(), "serving.mnist") == {field("instances", 1, 3)}
     project.apply()
-    assert project.status()["mnist"]["instancesRunning"] == 3
+    assert project.status()["mnist"]["instancesReady"] == 3
     project.serving("mnist", instances=1)
     plan = project.plan()
     assert ("instances", "3", "1", None) in changes(plan, "serving.mnist")
@@ -76,7 +76,7 @@ def test_stop_keeps_containers_and_start_serves_again(make_project) -> None:
     project.serving("mnist", instances=2, state="stopped")
     plan = project.plan()
     (rc,) = plan["resource_changes"]
-    assert rc["action"] == "stop" and changes(plan, "serving.mnist") == {field("running", True, False)}
+    assert rc["action"] == "stop" and changes(plan, "serving.mnist") == {field("state", "running", "stopped")}
     project.apply()
     rows = project.containers("mnist")
     assert len(rows) == 2 and all(r["State"] == "exited" for r in rows)
@@ -95,10 +95,10 @@ def test_batching_on_recreates_with_the_batching_file(make_project) -> None:
     batching = {"enabled": True, "maxBatchSize": 16, "batchTimeoutMicros": 1000, "allowedBatchSizes": [4, 16]}
     project.serving("mnist", batching=batching)
     assert changes(project.plan(), "serving.mnist") == {
-        field("batching", False, True),
-        field("batchingParameters.allowed_batch_sizes", None, [4, 16]),
-        field("batchingParameters.batch_timeout_micros", None, 1000),
-        field("batchingParameters.max_batch_size", None, 16),
+        field("batching.enabled", False, True),
+        field("batching.allowed_batch_sizes", None, [4, 16]),
+        field("batching.batch_timeout_micros", None, 1000),
+        field("batching.max_batch_size", None, 16),
     }
     project.apply()
     (row,) = project.containers("mnist")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.backends.docker.project import TestProject, changes, field
+from tests.backends.docker.project import TestProject, changes, field, steps
 
 
 def docker(*args: str) -> str:
@@ -42,7 +42,11 @@ def test_container_removed(running: TestProject) -> None:
 def test_container_stopped(running: TestProject) -> None:
     name = f"{running.name}-mnist-0"
     docker("stop", "-t", "1", name)
-    assert changes(running.plan(), "serving.mnist") == {field("running", False, True, name)}
+    plan = running.plan()
+    other = f"{running.name}-mnist-1"
+    assert changes(plan, "serving.mnist") == {
+        field("state", f"mixed: stopped on {name}; running on {other}", "running")}
+    assert steps(plan, "serving.mnist")[0] == ("start", name)
     _repair(running)
     assert all(r["State"] == "running" for r in running.containers("mnist"))
 
@@ -52,9 +56,9 @@ def test_extra_container_with_the_serving_labels(running: TestProject) -> None:
     docker("run", "-d", "--name", extra, "--label", f"declserve.io/project={running.name}",
            "--label", "declserve.io/serving=mnist", "--entrypoint", "tensorflow_model_server",
            running.image, "--model_name=mnist", "--model_base_path=/nonexistent")
-    assert changes(running.plan(), "serving.mnist") == {
-        field("instances", 3, 2), field("replica", extra, None, extra),
-    }
+    plan = running.plan()
+    assert field("instances", 3, 2) in changes(plan, "serving.mnist")
+    assert ("remove", extra) in steps(plan, "serving.mnist")
     _repair(running)
     assert extra not in {r["Names"] for r in running.containers("mnist")}
 
@@ -70,7 +74,11 @@ def test_model_config_file_edited(running: TestProject) -> None:
 def test_limit_changed(running: TestProject) -> None:
     name = f"{running.name}-mnist-1"
     docker("update", "--cpus", "1.5", name)
-    assert changes(running.plan(), "serving.mnist") == {field("resources.cpu", "1500m", "250m", name)}
+    other = f"{running.name}-mnist-0"
+    plan = running.plan()
+    assert changes(plan, "serving.mnist") == {
+        field("resources.cpu", f'mixed: "1500m" on {name}; "250m" on {other}', "250m")}
+    assert steps(plan, "serving.mnist") == [("update the limits of", name)]
     _repair(running)
 
 

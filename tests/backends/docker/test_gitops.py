@@ -157,7 +157,11 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
         docker("run", "-d", "--name", f"{name}-{i}", "-p", "127.0.0.1::8501", "--cpus", "0.5", "--memory", "128m",
                "-v", f"{model_dir}:/models/iris:ro", "-e", "MODEL_NAME=iris", project.image)
     try:
-        result = project.ok("import", name)
+        asked = project.run("import", name)  # no terminal to answer: nothing is changed
+        assert asked.returncode == 1 and "Cancelled" in asked.stderr
+        assert f"remove the hand-made container(s) {name}-0, {name}-1" in asked.stdout
+        assert project.containers() == []
+        result = project.ok("import", name, "--auto-approve")
         assert "model iris version 2, 2 instance(s)" in result.stdout
         spec = yaml.safe_load((project.root / "servings" / f"{name}.yaml").read_text())
         assert spec["spec"] == {"model": {"name": "iris", "version": 2}, "instances": 2,

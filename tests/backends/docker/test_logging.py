@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.backends.docker.project import ROOT, TestProject, changes, field
+from tests.backends.docker.project import ROOT, TestProject, changes, field, steps
 from tests.backends.docker.traffic import predict
 
 RECORD_SCHEMA = json.loads((ROOT / "schema" / "inference-record.schema.json").read_text())
@@ -65,8 +65,12 @@ def test_create_makes_the_topic_first_and_none_makes_nothing(logged: TestProject
     topics = broker_topics(kafka_broker)
     assert topics.get(topic) == 2 and topic_name(logged, "b") not in topics
     status = logged.status()
-    assert status["a"]["topic"] == topic and status["a"]["loggingEndpoint"].startswith("http://127.0.0.1:")
-    assert status["b"]["topic"] is None and status["b"]["loggingEndpoint"] is None
+    (front,) = status["a"]["endpoints"]  # the logging proxy is the serving's one address
+    assert status["a"]["topic"] == topic and front.startswith("http://127.0.0.1:")
+    assert not any(front.startswith(m["endpoint"]) for m in status["a"]["members"])
+    assert status["b"]["topic"] is None
+    assert [e.removesuffix("/v1/models/mnist") for e in status["b"]["endpoints"]] == [
+        m["endpoint"] for m in status["b"]["members"]]
     assert len(logged.containers("b")) == 1  # no proxy for b
     assert logged.detailed_exitcode() == 0
 
@@ -77,7 +81,7 @@ def test_a_predict_request_becomes_one_record_with_the_fields_of_its_mode(
 ) -> None:
     logged.serving("m", version=2, inferenceLogging={"topic": "create", "mode": mode})
     logged.apply()
-    url = logged.status()["m"]["loggingEndpoint"]
+    url = logged.status()["m"]["endpoints"][0]
     answer = predict(url, [[0.5, 1.5]])
     assert answer["model_version"] == "2"
     (record,) = consume(kafka_broker, topic_name(logged, "m"), 1)
@@ -113,7 +117,7 @@ def test_existing_topic_and_a_switch_between_topics(logged: TestProject, kafka_b
     assert field("logging.topic", shared, own) in changes(plan, "serving.a")
     assert plan["resource_changes"][1]["action"] == "update"
     logged.apply()
-    predict(logged.status()["a"]["loggingEndpoint"])
+    predict(logged.status()["a"]["endpoints"][0])
     assert len(consume(kafka_broker, own, 1)) == 1
     assert shared in broker_topics(kafka_broker)  # not ours: never touched
 
@@ -184,10 +188,13 @@ def test_proxy_upstreams_out_of_date_are_drift_and_apply_rewrites_them(logged: T
     logged.apply()
     upstreams = logged.state_dir / logged.name / "a" / "upstreams.json"
     upstreams.write_text(json.dumps({"upstreams": ["http://127.0.0.1:9"]}))  # as after an engine restart
-    assert changes(logged.plan(), "serving.a") == {field("logging.upstreamsCurrent", False, True)}
+    plan = logged.plan()
+    (rc,) = plan["resource_changes"]
+    assert rc["action"] == "repair" and "stale" in rc["reason"]
+    assert steps(plan, "serving.a") == [("point the logging proxy at", "the ready replicas")]
     logged.apply()
     assert logged.detailed_exitcode() == 0
     status = logged.status()["a"]
-    assert sorted(json.loads(upstreams.read_text())["upstreams"]) == sorted(
-        u.removesuffix("/v1/models/mnist") for u in status["endpoints"])
-    assert predict(status["loggingEndpoint"])["model_version"] == "1"
+    replicas = [m["endpoint"] for m in status["members"]]
+    assert sorted(json.loads(upstreams.read_text())["upstreams"]) == sorted(replicas)
+    assert predict(status["endpoints"][0])["model_version"] == "1"
