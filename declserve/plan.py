@@ -280,10 +280,18 @@ def make_plan(
     if targets is not None:
         changes = _only_targets(changes, desired, targets)
     depth = _depths(desired)
+    used = {t for d in desired for t in d.depends_on}
+
+    def order(c: ResourceChange) -> tuple[int, int, str]:
+        # What others depend on first (deepest dependencies first), then the rest by address.
+        if c.address in used:
+            return (0, depth.get(c.address, 0), c.address)
+        return (1, 0, c.address)
+
     return Plan(
         project=project,
         backend=backend,
-        changes=tuple(sorted(changes, key=lambda c: (depth.get(c.address, 0), c.address))),
+        changes=tuple(sorted(changes, key=order)),
         live_fingerprint=live.fingerprint(),
         pinned_versions=dict(pinned_versions or {}),
         warnings=tuple(warnings),

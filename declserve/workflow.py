@@ -89,12 +89,12 @@ class Workspace:
             for user in w.required_by:
                 extra.setdefault(user, []).append(address)
         for user, needs in extra.items():
-            w = found.get(user)
-            if w is not None:
-                r = w.resource
+            wanting = found.get(user)
+            if wanting is not None:
+                r = wanting.resource
                 deps = tuple(sorted({*r.depends_on, *needs}))
-                found[user] = Wanted(DesiredResource(r.kind, r.name, r.essence, deps), w.serving,
-                                     w.required_by)
+                found[user] = Wanted(DesiredResource(r.kind, r.name, r.essence, deps),
+                                     wanting.serving, wanting.required_by)
         self._wanted = found
         return found
 

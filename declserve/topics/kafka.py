@@ -71,7 +71,7 @@ class KafkaTopics:
     def observe(self) -> dict[str, tuple[dict[str, Any], bool]]:
         """Every topic on the cluster: its essence (full for managed ones) and whether managed."""
         from confluent_kafka import KafkaException
-        from confluent_kafka.admin import ConfigResource
+        from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
         try:
             metadata = self.admin.list_topics(timeout=self.settings.timeout)
@@ -103,7 +103,7 @@ class KafkaTopics:
         return topics
 
     def create(self, name: str, essence: dict[str, Any]) -> None:
-        from confluent_kafka.admin import NewTopic
+        from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
         topic = NewTopic(name, num_partitions=essence["partitions"],
                          replication_factor=essence["replicationFactor"],
@@ -112,14 +112,14 @@ class KafkaTopics:
                    ok_codes=frozenset({"TOPIC_ALREADY_EXISTS"}))
 
     def add_partitions(self, name: str, total: int) -> None:
-        from confluent_kafka.admin import NewPartitions
+        from confluent_kafka.admin import NewPartitions  # type: ignore[attr-defined]
 
         self._wait(self.admin.create_partitions([NewPartitions(name, total)],
                                                 request_timeout=self.settings.timeout),
                    f"add partitions to topic {name}")
 
     def set_retention(self, name: str, retention_ms: int) -> None:
-        from confluent_kafka.admin import ConfigResource
+        from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
         resource = ConfigResource(ConfigResource.Type.TOPIC, name,
                                   set_config={"retention.ms": str(retention_ms)})

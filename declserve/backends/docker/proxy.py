@@ -104,7 +104,7 @@ def create(client: docker.DockerClient, *, name: str, image: str, labels: dict[s
                 labels={**labels, E.LABEL_ROLE: ROLE_PROXY},
                 mounts=[Mount(tfs.CONFIG_DIR, str(config_dir), type="bind", read_only=True)],
                 network_mode="host",
-                restart_policy={"Name": "unless-stopped"},  # type: ignore[typeddict-item]
+                restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]
             )
             if start:
                 container.start()

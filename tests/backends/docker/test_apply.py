@@ -64,7 +64,7 @@ def test_scale_up_and_down(make_project) -> None:
     assert project.status()["mnist"]["instancesReady"] == 3
     project.serving("mnist", instances=1)
     plan = project.plan()
-    assert ("instances", "3", "1", None) in changes(plan, "serving.mnist")
+    assert ("instances", "3", "1") in changes(plan, "serving.mnist")
     project.apply()
     assert len(project.containers("mnist")) == 1 and project.detailed_exitcode() == 0
 
