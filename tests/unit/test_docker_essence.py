@@ -75,7 +75,7 @@ def test_replicas_that_agree_collapse_and_ones_that_differ_are_named() -> None:
     assert E.collapse([("m-0", a), ("m-1", dict(a))]) == a
     mixed = E.collapse([("m-0", a), ("m-1", b)])
     assert mixed["image"] == "tfs:1"
-    assert mixed["resources.cpu"] == 'mixed: "1" on m-0; "2" on m-1'
+    assert mixed["resources.cpu"] == "mixed: 1 on m-0; 2 on m-1"
 
 
 def test_serving_essence_equals_the_desired_one_for_what_declserve_made() -> None:

@@ -160,7 +160,7 @@ def collapse(replicas: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, essence in replicas:
             value = essence.get(key)
-            text = json.dumps(value, sort_keys=True)
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             by_value.setdefault(text, []).append(name)
             values[text] = value
         if len(by_value) == 1:

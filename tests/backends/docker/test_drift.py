@@ -77,7 +77,7 @@ def test_limit_changed(running: TestProject) -> None:
     other = f"{running.name}-mnist-0"
     plan = running.plan()
     assert changes(plan, "serving.mnist") == {
-        field("resources.cpu", f'mixed: "1500m" on {name}; "250m" on {other}', "250m")}
+        field("resources.cpu", f"mixed: 1500m on {name}; 250m on {other}", "250m")}
     assert steps(plan, "serving.mnist") == [("update the limits of", name)]
     _repair(running)
 
