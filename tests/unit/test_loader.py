@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from declserve.errors import InputError
+from declserve.errors import Problem
 from declserve.loader import collect, load_project
+from declserve.yamlsource import read_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "tests" / "data" / "registry"
@@ -99,3 +101,34 @@ def test_an_unreachable_docker_engine_is_one_clear_sentence(tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert run.stderr == f"declserve: error: cannot reach the Docker engine at unix://{tmp_path}/no.sock: is dockerd running?\n"
+
+
+def _problems_of(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    found: list[Problem] = []
+    read_documents(path, found)
+    return [p.format().removeprefix(str(path)) for p in found]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("labels: &a {x: *a}\n", ":1:13: labels.x: a recursive YAML anchor"),
+        ("a: &a {b: 1, <<: *a}\n", ":1:14: a.<<: a recursive YAML anchor"),
+        ("a: &a [1, *a]\n", ":1:4: a[1]: a recursive YAML anchor"),
+        ("a: " + "[" * 150 + "]" * 150 + "\n", ": the document nests more than 100 levels deep"),
+    ],
+)
+def test_recursive_anchors_and_deep_nesting_are_one_problem(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    (problem,) = _problems_of(tmp_path, text)
+    assert problem.startswith(expected) or expected in problem, problem
+
+
+def test_shared_aliases_are_not_expanded_to_find_loops(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (problem,) = _problems_of(tmp_path, "\n".join(lines) + "\n")  # 10**9 values if expanded
+    assert "the document expands to too many values" in problem
