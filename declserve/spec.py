@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -49,29 +49,50 @@ class RuleError(ValueError):
         self.field = field
 
 
+def _whole_numbers(value: Any) -> Any:
+    """JSON Schema's `integer` is any number without a fraction, so 2.0 is the number 2 (2.5 and
+    "2" are not); the specs take exactly what their published schema takes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
 class StrictModel(BaseModel):
-    """Unknown fields are errors, YAML keys are camelCase, and parsed specs never change."""
+    """Unknown fields are errors, YAML keys are camelCase, and parsed specs never change.
+
+    Strict, as the JSON Schema generated from these models is: no "2" for 2, no "yes" or 1 for
+    true. Enum fields relax it only to take their values as strings.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         frozen=True,
-        strict=False,
+        strict=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _json_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: _whole_numbers(value) for key, value in data.items()}
+        return data
 
-class Tool(str, Enum):
+
+class Tool(StrEnum):
     DEFAULT = "default"
     KSERVE = "kserve"
 
 
-class DesiredState(str, Enum):
+class DesiredState(StrEnum):
     RUNNING = "running"
     STOPPED = "stopped"
 
 
-class LoggingMode(str, Enum):
+class LoggingMode(StrEnum):
     ALL = "all"
     MODEL_INPUTS = "model-inputs"
     PREDICTIONS = "predictions"
@@ -189,7 +210,7 @@ class ModelRef(StrictModel):
     name: Annotated[str, StringConstraints(pattern=MODEL_NAME, max_length=255)] = Field(
         description="Directory name under Models/ in the registry."
     )
-    version: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["latest"]] = Field(
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | Literal["latest"] = Field(
         description="A positive version number, or 'latest' (resolved and pinned in the plan)."
     )
 
@@ -242,7 +263,7 @@ class InferenceLogging(StrictModel):
         default="create",
         description="'create' (declserve makes and owns the topic), 'none', or an existing topic.",
     )
-    mode: LoggingMode = LoggingMode.ALL
+    mode: LoggingMode = Field(default=LoggingMode.ALL, strict=False)
 
     @model_validator(mode="after")
     def _mode_needs_topic(self) -> "InferenceLogging":
@@ -274,14 +295,19 @@ class Transformer(StrictModel):
 
 class Metadata(StrictModel):
     name: DnsLabel = Field(description="DNS-1123 label, unique in the project.")
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Copied onto the backend objects; Kubernetes label keys and values.",
+        # pydantic states the values' rules in the schema but not the keys'
+        json_schema_extra={"propertyNames": {"pattern": LABEL_KEY, "maxLength": 253}},
+    )
 
 
 class ServingSpec(StrictModel):
     model: ModelRef
     server: Literal["tensorflow-serving"] = "tensorflow-serving"
-    tool: Tool = Tool.DEFAULT
-    state: DesiredState = DesiredState.RUNNING
+    tool: Tool = Field(default=Tool.DEFAULT, strict=False)
+    state: DesiredState = Field(default=DesiredState.RUNNING, strict=False)
     instances: int = Field(default=1, ge=0, le=MAX_INSTANCES)
     batching: Batching = Field(default_factory=Batching)
     inference_logging: InferenceLogging | None = Field(
@@ -388,7 +414,7 @@ class ProjectSpec(StrictModel):
         description="Registry root holding Models/; relative paths are relative to declserve.yaml."
     )
     backend: Annotated[
-        Union[DockerBackend, KubernetesBackend], Field(discriminator="type")
+        DockerBackend | KubernetesBackend, Field(discriminator="type")
     ]
     kafka: Kafka | None = None
 

@@ -132,3 +132,23 @@ def test_shared_aliases_are_not_expanded_to_find_loops(tmp_path: Path) -> None:
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     (problem,) = _problems_of(tmp_path, "\n".join(lines) + "\n")  # 10**9 values if expanded
     assert "the document expands to too many values" in problem
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("yes", "yes"), ("no", "no"), ("on", "on"), ("True", True), ("false", False),
+     ("010", 10), ("0o17", 15), ("0x1F", 31), ("1_000", "1_000"), ("1:30", "1:30"),
+     ("2024-01-01", "2024-01-01"), ("1.5", 1.5), ("-.inf", float("-inf")), ("~", None),
+     ("''", ""), ("'2'", "2"), ("!!str 2", "2"), ("!!int '7'", 7)],
+)
+def test_plain_scalars_are_read_as_yaml_1_2_core(tmp_path: Path, text: str, value: object) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"v: {text}\n")
+    found: list[Problem] = []
+    (doc,) = read_documents(path, found)
+    assert found == [] and doc.data == {"v": value} and type(doc.data["v"]) is type(value)
+
+
+def test_a_value_that_does_not_fit_its_explicit_tag_is_a_problem(tmp_path: Path) -> None:
+    assert _problems_of(tmp_path, "v: !!bool yes\n") == [
+        ":1:4: v: cannot read this value: 'yes' is not a YAML bool"]
