@@ -9,6 +9,7 @@ registry (the model and version exist). It never contacts a backend.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,23 +176,24 @@ def _merge_union(path: Path_, messages: list[str]) -> str:
 
 
 def _discover(directory: Path, skip: list[Path]) -> list[Path]:
+    """The spec files below `directory`; hidden folders and the registry are never entered."""
     files = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if any(s == path or s in path.parents for s in skip):
-            continue
-        if path.suffix in (".yaml", ".yml") and path.is_file() and rel != Path(PROJECT_FILE):
-            files.append(path)
-    return files
+    for root, dirs, names in os.walk(directory):
+        here = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith(".") and not any(s == here / d or s in (here / d).parents for s in skip)
+        )
+        for name in sorted(names):
+            path = here / name
+            if name.startswith(".") or path.suffix not in (".yaml", ".yml"):
+                continue
+            if path.is_file() and path.relative_to(directory) != Path(PROJECT_FILE):
+                files.append(path)
+    return sorted(files)
 
 
-def _load_project_file(directory: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
-    path = directory / PROJECT_FILE
-    if not path.is_file():
-        problems.append(Problem(str(path), 0, 0, "", f"there is no {PROJECT_FILE} in {directory}"))
-        return None
+def _load_project_file(path: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
     docs = read_documents(path, problems)
     if not docs:
         return None
@@ -203,32 +205,60 @@ def _load_project_file(directory: Path, problems: list[Problem]) -> tuple[Docume
         return None
     project, found = schema_problems(doc, S.Project)
     problems.extend(found)
-    return (doc, project) if project is not None else None
+    return doc, project
 
 
-def _check_registry(
-    loaded: LoadedServing, registry: Registry, problems: list[Problem]
-) -> None:
-    model = loaded.serving.spec.model
+def _valid_part(data: Any, path: Path_, model: type[BaseModel]) -> Any:
+    """The part of a document at `path` as `model`, or None when it is absent or invalid."""
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
     try:
-        registry.model_dir(model.name)
-    except RegistryError as exc:
-        problems.append(loaded.problem(("spec", "model", "name"), str(exc)))
-        return
-    try:
-        registry.resolve(model.name, model.version)
-    except RegistryError as exc:
-        problems.append(loaded.problem(("spec", "model", "version"), str(exc)))
-    transformer = loaded.serving.spec.transformer
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class _RegistryRefs:
+    """What of one serving document names things in the registry, where it validated: so a
+    schema error elsewhere in the document does not hide a missing model."""
+
+    doc: Document
+    model: S.ModelRef | None
+    transformer: S.Transformer | None
+
+    @classmethod
+    def of(cls, doc: Document, serving: S.Serving | None) -> _RegistryRefs:
+        if serving is not None:
+            return cls(doc, serving.spec.model, serving.spec.transformer)
+        return cls(doc, _valid_part(doc.data, ("spec", "model"), S.ModelRef),
+                   _valid_part(doc.data, ("spec", "transformer"), S.Transformer))
+
+
+def _check_registry(refs: _RegistryRefs, registry: Registry, problems: list[Problem]) -> None:
+    model, doc = refs.model, refs.doc
+    if model is not None:
+        try:
+            registry.model_dir(model.name)
+        except RegistryError as exc:
+            problems.append(doc.problem(("spec", "model", "name"), str(exc)))
+        else:
+            try:
+                registry.resolve(model.name, model.version)
+            except RegistryError as exc:
+                problems.append(doc.problem(("spec", "model", "version"), str(exc)))
+    transformer = refs.transformer
     if transformer is not None:
         where = ("spec", "transformer", "script")
         try:
             script = registry.resolve_relative(transformer.script, "transformer script")
         except RegistryError as exc:
-            problems.append(loaded.problem(where, str(exc)))
+            problems.append(doc.problem(where, str(exc)))
             return
         if not script.is_file():
-            problems.append(loaded.problem(where, f"{transformer.script} is not in the registry"))
+            problems.append(doc.problem(where, f"{transformer.script} is not in the registry"))
 
 
 def _cross_checks(
@@ -268,54 +298,86 @@ def _cross_checks(
 
 
 def registry_root(directory: Path, project: S.Project) -> Path:
-    root = Path(project.spec.registry)
+    return _root(directory, project.spec.registry)
+
+
+def _root(directory: Path, registry: str) -> Path:
+    root = Path(registry)
     return root if root.is_absolute() else directory / root
 
 
+def _open_registry(
+    directory: Path, loaded: tuple[Document, S.Project | None] | None, problems: list[Problem]
+) -> tuple[Registry | None, Path | None]:
+    """The registry the project file names (and its root, which is never crawled for specs),
+    even when other fields of that file are wrong, so that its models can still be checked."""
+    if loaded is None:
+        return None, None
+    doc, project = loaded
+    spec = doc.data.get("spec") if project is None else None
+    named = project.spec.registry if project is not None else (
+        spec.get("registry") if isinstance(spec, dict) else None)
+    if not isinstance(named, str) or not named:
+        return None, None  # the schema error says why
+    root = _root(directory, named)
+    registry = Registry(root)
+    try:
+        registry.check_root()
+    except RegistryError as exc:  # the project file points at a bad root
+        problems.append(doc.problem(("spec", "registry"), str(exc)))
+        return None, root
+    return registry, root
+
+
 def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
-    """Load and check everything; the project is None when any problem was found."""
+    """Load and check everything; the project is None when any problem was found.
+
+    A directory without a project file is refused at once: it is not a project, and crawling
+    it (a home directory, a whole repository) for YAML files would report only noise.
+    """
     directory = Path(directory)
-    problems: list[Problem] = []
     if not directory.is_dir():
-        problems.append(Problem(str(directory), 1, 1, "", "the project directory does not exist"))
-        return None, problems
-    loaded_project = _load_project_file(directory, problems)
-    project_doc, project = loaded_project if loaded_project else (None, None)
-    registry = None
-    skip: list[Path] = []
-    if project is not None:
-        root = registry_root(directory, project)
-        registry = Registry(root)
-        skip.append(root.resolve() if root.exists() else root)
-        try:
-            registry.check_root()
-        except RegistryError as exc:  # the project file points at a bad root
-            assert project_doc is not None
-            problems.append(project_doc.problem(("spec", "registry"), str(exc)))
-            registry = None
+        return None, [Problem(str(directory), 0, 0, "", "the project directory does not exist")]
+    if not (directory / PROJECT_FILE).is_file():
+        return None, [Problem(
+            str(directory), 0, 0, "",
+            f"there is no {PROJECT_FILE} in this directory, so it is not a declserve project "
+            "(name the project directory with -C DIR)",
+        )]
+    problems: list[Problem] = []
+    loaded = _load_project_file(directory / PROJECT_FILE, problems)
+    registry, root = _open_registry(directory, loaded, problems)
+    skip = [root.resolve()] if root is not None else []
     servings: list[LoadedServing] = []
+    refs: list[_RegistryRefs] = []
     for path in _discover(directory, skip):
         for doc in read_documents(path, problems):
-            servings.extend(_load_serving(doc, problems))
+            serving, ref = _load_serving(doc, problems)
+            servings.extend([serving] if serving is not None else [])
+            refs.extend([ref] if ref is not None else [])
+    project = loaded[1] if loaded is not None else None
     _cross_checks(servings, project, problems)
     if registry is not None:
-        for loaded in servings:
-            _check_registry(loaded, registry, problems)
-    if problems or project is None or registry is None or project_doc is None:
+        for ref in refs:
+            _check_registry(ref, registry, problems)
+    if problems or loaded is None or project is None or registry is None:
         return None, _sorted(problems)
-    return LoadedProject(directory, project, project_doc, tuple(servings), registry), []
+    return LoadedProject(directory, project, loaded[0], tuple(servings), registry), []
 
 
-def _load_serving(doc: Document, problems: list[Problem]) -> list[LoadedServing]:
+def _load_serving(
+    doc: Document, problems: list[Problem]
+) -> tuple[LoadedServing | None, _RegistryRefs | None]:
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), "a document must be a mapping of fields, such as a Serving"))
-        return []
+        return None, None
     if doc.data.get("kind") == "Project":
         problems.append(doc.problem(("kind",), f"a Project belongs in {PROJECT_FILE} only"))
-        return []
+        return None, None
     serving, found = schema_problems(doc, S.Serving)
     problems.extend(found)
-    return [LoadedServing(serving, doc)] if serving is not None else []
+    loaded = LoadedServing(serving, doc) if serving is not None else None
+    return loaded, _RegistryRefs.of(doc, serving)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -152,3 +152,41 @@ def test_plain_scalars_are_read_as_yaml_1_2_core(tmp_path: Path, text: str, valu
 def test_a_value_that_does_not_fit_its_explicit_tag_is_a_problem(tmp_path: Path) -> None:
     assert _problems_of(tmp_path, "v: !!bool yes\n") == [
         ":1:4: v: cannot read this value: 'yes' is not a YAML bool"]
+
+
+def test_a_directory_without_a_project_file_is_refused_without_reading_below_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    for n in range(3):
+        (tmp_path / "deep" / "er" / f"{n}.yaml").write_text("kind: [unclosed\n")
+    (tmp_path / "s.yaml").write_text(serving("x"))
+    loaded, problems = collect(tmp_path)
+    assert loaded is None
+    assert [p.format() for p in problems] == [
+        f"{tmp_path}: there is no declserve.yaml in this directory, so it is not a declserve "
+        "project (name the project directory with -C DIR)"]
+
+
+def test_registry_problems_are_reported_beside_schema_errors(project: Path) -> None:
+    # the same document has a schema error elsewhere; other documents have their own
+    (project / "a.yaml").write_text(serving("a", 9) + "  instances: lots\n")
+    (project / "b.yaml").write_text(serving("B", extra="  transformer: {script: Resources/no.py}\n")
+                                    .replace("mnist", "nomodel"))
+    (project / "c.yaml").write_text(serving("c", 0) + "  replicas: 2\n")  # version itself is wrong
+    _, problems = collect(project)
+    found = sorted((Path(p.file).name, p.field, p.message.split(":")[0][:40]) for p in problems)
+    assert [(f, field) for f, field, _ in found] == [
+        ("a.yaml", "spec.instances"), ("a.yaml", "spec.model.version"),
+        ("b.yaml", "metadata.name"), ("b.yaml", "spec.model.name"),
+        ("b.yaml", "spec.transformer"), ("b.yaml", "spec.transformer.script"),
+        ("c.yaml", "spec.model.version"), ("c.yaml", "spec.replicas"),
+    ], found
+
+
+def test_the_models_are_checked_when_the_project_file_has_other_errors(project: Path) -> None:
+    (project / "declserve.yaml").write_text(PROJECT.replace("type: docker", "type: podman"))
+    (project / "a.yaml").write_text(serving("a", 9))
+    _, problems = collect(project)
+    assert sorted((Path(p.file).name, p.field) for p in problems) == [
+        ("a.yaml", "spec.model.version"), ("declserve.yaml", "spec.backend")]
