@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("destroy", parents=[common], help="delete every serving of the project")
     p.add_argument("--delete-topics", action="store_true", help="also delete the managed topics")
-    p.add_argument("--target", action="append", metavar="NAME", help="only this serving (repeatable)")
+    p.add_argument("--target", action="append", metavar="NAME",
+                   help="only this serving (repeatable)")
     p.add_argument("--no-color", action="store_true", help="never colour the output")
     _apply_flags(p)
     p.set_defaults(func=commands.destroy, prune=True, allow_empty=True)

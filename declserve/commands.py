@@ -16,7 +16,7 @@ from pathlib import Path
 
 from declserve import render
 from declserve.apply import Outcome, Status, execute_plan
-from declserve.errors import DeclserveError, InputError, error_lines, shell_command
+from declserve.errors import DeclserveError, InputError
 from declserve.live import LiveState
 from declserve.loader import collect
 from declserve.lock import LockHeld, project_lock
@@ -37,6 +37,8 @@ def _targets(args: argparse.Namespace) -> frozenset[str] | None:
 
 
 def validate(args: argparse.Namespace) -> int:
+    from declserve.errors import error_lines
+
     _, problems = collect(Path(args.directory))
     if args.json:
         print(json.dumps([p.to_json() for p in problems], indent=2))
@@ -99,6 +101,7 @@ def plan(args: argparse.Namespace) -> int:
     _print_plan(result, args)
     if args.out:  # cli checked its directory before planning
         from declserve import savedplan
+        from declserve.errors import shell_command
 
         options = {"prune": args.prune, "delete_topics": args.delete_topics,
                    "targets": sorted(args.target or [])}

@@ -16,6 +16,24 @@ from typing import Any
 ERROR_PREFIX = "declserve: error: "
 
 
+def error_lines(text: str) -> str:
+    """`text` as the CLI prints an error: every line prefixed, so each stands on its own."""
+    return "".join(f"{ERROR_PREFIX}{line}\n" for line in text.splitlines() or [""])
+
+
+def shell_command(subcommand: str, directory: str, *args: str) -> str:
+    """A declserve command line that works when pasted in the current directory: with `-C DIR`
+    when the project is elsewhere, every word quoted for a POSIX shell. `args` are paths or
+    ids; a path that starts with '-' gets './' so that it is not read as a flag."""
+    def word(text: str) -> str:
+        return shlex.quote("./" + text if text.startswith("-") else text)
+
+    words = ["declserve", subcommand]
+    if Path(directory).resolve() != Path.cwd().resolve():
+        words += ["-C", word(directory)]
+    return " ".join(words + [word(a) for a in args])
+
+
 class DeclserveError(Exception):
     """An error with a message fit to show a user as it is."""
 
@@ -62,7 +80,9 @@ class Problem:
         where = display_path(self.file)
         if self.line:
             where += f":{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if self.field:
+            return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,20 +98,3 @@ def display_path(path: str) -> str:
         return path
     return path if rel.startswith("..") else rel
 
-
-def error_lines(text: str) -> str:
-    """`text` as the CLI prints an error: every line prefixed, so each stands on its own."""
-    return "".join(f"{ERROR_PREFIX}{line}\n" for line in text.splitlines() or [""])
-
-
-def shell_command(subcommand: str, directory: str, *args: str) -> str:
-    """A declserve command line that works when pasted in the current directory: with `-C DIR`
-    when the project is elsewhere, every word quoted for a POSIX shell. `args` are paths or
-    ids; a path that starts with '-' gets './' so that it is not read as a flag."""
-    def word(text: str) -> str:
-        return shlex.quote("./" + text if text.startswith("-") else text)
-
-    words = ["declserve", subcommand]
-    if Path(directory).resolve() != Path.cwd().resolve():
-        words += ["-C", word(directory)]
-    return " ".join(words + [word(a) for a in args])

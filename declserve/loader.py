@@ -27,7 +27,8 @@ _PATTERN_HELP = {
     S.DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', "
     "starting and ending with a letter or digit",
     S.MODEL_NAME: "must be a plain directory name under Models/ (letters, digits, '_', '.', '-')",
-    S.KAFKA_TOPIC: "must be 'create', 'none' or a Kafka topic name (letters, digits, '.', '_', '-')",
+    S.KAFKA_TOPIC: "must be 'create', 'none' or a Kafka topic name "
+    "(letters, digits, '.', '_', '-')",
     S.LABEL_KEY: "must be a Kubernetes label key",
     S.LABEL_VALUE: "must be a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')",
 }
@@ -182,7 +183,8 @@ def _discover(directory: Path, skip: list[Path]) -> list[Path]:
         here = Path(root)
         dirs[:] = sorted(
             d for d in dirs
-            if not d.startswith(".") and not any(s == here / d or s in (here / d).parents for s in skip)
+            if not d.startswith(".") and not any(s == here / d or s in (here / d).parents
+                                                 for s in skip)
         )
         for name in sorted(names):
             path = here / name
@@ -279,11 +281,13 @@ def _cross_checks(
         else:
             seen[loaded.name] = loaded
         logging = loaded.serving.spec.inference_logging
-        if project is not None and logging is not None and logging.enabled and project.spec.kafka is None:
+        needs_kafka = logging is not None and logging.enabled
+        if project is not None and needs_kafka and project.spec.kafka is None:
             problems.append(
                 loaded.problem(
                     ("spec", "inferenceLogging"),
-                    f"inference logging needs Kafka: add spec.kafka.bootstrapServers to {PROJECT_FILE}",
+                    "inference logging needs Kafka: "
+                    f"add spec.kafka.bootstrapServers to {PROJECT_FILE}",
                 )
             )
         if project is not None and loaded.serving.spec.tool is S.Tool.KSERVE:
@@ -369,7 +373,8 @@ def _load_serving(
     doc: Document, problems: list[Problem]
 ) -> tuple[LoadedServing | None, _RegistryRefs | None]:
     if not isinstance(doc.data, dict):
-        problems.append(doc.problem((), "a document must be a mapping of fields, such as a Serving"))
+        problems.append(
+            doc.problem((), "a document must be a mapping of fields, such as a Serving"))
         return None, None
     if doc.data.get("kind") == "Project":
         problems.append(doc.problem(("kind",), f"a Project belongs in {PROJECT_FILE} only"))

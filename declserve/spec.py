@@ -234,7 +234,7 @@ class Batching(StrictModel):
     pad_variable_length_inputs: bool | None = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Batching":
+    def _coherent(self) -> Batching:
         if not self.enabled and self.parameters():
             raise RuleError(("enabled",), "batching parameters are set but enabled is false")
         sizes = self.allowed_batch_sizes
@@ -266,7 +266,7 @@ class InferenceLogging(StrictModel):
     mode: LoggingMode = Field(default=LoggingMode.ALL, strict=False)
 
     @model_validator(mode="after")
-    def _mode_needs_topic(self) -> "InferenceLogging":
+    def _mode_needs_topic(self) -> InferenceLogging:
         if self.topic == "none" and "mode" in self.model_fields_set:
             raise RuleError(("mode",), "has no effect when topic is 'none'; remove it")
         return self
@@ -322,7 +322,7 @@ class ServingSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _kserve_only_features(self) -> "ServingSpec":
+    def _kserve_only_features(self) -> ServingSpec:
         if self.tool is not Tool.KSERVE:
             if self.instances == 0:
                 raise RuleError(("instances",), "0 (scale to zero) needs tool 'kserve'")

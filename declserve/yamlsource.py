@@ -11,12 +11,11 @@ This module knows nothing of specs.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import math
-import re
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -229,7 +228,8 @@ def _decode(path: Path, raw: bytes, problems: list[Problem]) -> str | None:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         problems.append(
-            Problem(str(path), line, column, "", f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
+            Problem(str(path), line, column, "",
+                    f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
         )
         return None
     if "\x00" in text:
@@ -268,14 +268,15 @@ def read_documents(path: Path, problems: list[Problem]) -> list[Document]:
             doc = Document(path, index, None, line, column)
             loop = _recursion(node)
             if loop is not None:
-                (l, c), at, message = loop
-                problems.append(Problem(str(path), l, c, format_path(at), message))
+                (line, column), at, message = loop
+                problems.append(Problem(str(path), line, column, format_path(at), message))
                 continue
             try:
                 doc.data = _Walker(doc, problems).walk(node, ())
             except _TooLarge as big:
-                l, c = _mark(big.node)
-                problems.append(Problem(str(path), l, c, "", "the document expands to too many values"))
+                line, column = _mark(big.node)
+                problems.append(Problem(str(path), line, column, "",
+                                        "the document expands to too many values"))
                 continue
             docs.append(doc)
     except yaml.YAMLError as exc:

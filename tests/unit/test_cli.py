@@ -145,7 +145,8 @@ def test_plan_out_onto_a_directory_is_refused(tmp_path: Path) -> None:
 def test_schema_write_into_a_missing_directory_is_one_sentence(tmp_path: Path) -> None:
     result = run("schema", "--write", str(tmp_path / "nope"))
     assert result.returncode == 1
-    assert result.stderr == f"{PREFIX}--write: the directory {str(tmp_path / 'nope')!r} does not exist\n"
+    missing = str(tmp_path / "nope")
+    assert result.stderr == f"{PREFIX}--write: the directory {missing!r} does not exist\n"
     assert not (tmp_path / "nope").exists()
 
 
@@ -187,7 +188,9 @@ def test_schema_without_a_kind_is_one_json_document(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize("spelled", ["Serving", "serving", "SERVING"])
-def test_schema_kinds_are_case_insensitive(spelled: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_kinds_are_case_insensitive(
+    spelled: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["schema", spelled]) == 0
     assert capsys.readouterr().out == schemas.render("Serving")
 
@@ -209,7 +212,8 @@ def test_schema_write_without_a_kind_writes_every_file(tmp_path: Path) -> None:
 def test_an_unknown_kind_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "Topic"]) == 1
     assert capsys.readouterr().err == (
-        f"{PREFIX}<command line>: KIND: unknown kind 'Topic'; known kinds: Serving, Project, Plan\n")
+        f"{PREFIX}<command line>: KIND: unknown kind 'Topic'; "
+        "known kinds: Serving, Project, Plan\n")
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -255,7 +259,9 @@ def test_debug_shows_the_traceback(
     assert err.endswith(f"{PREFIX}internal error: RuntimeError: boom\n")
 
 
-def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(commands, "status", _raising(KeyboardInterrupt()))
     assert main(["status"]) == 130
     assert capsys.readouterr().err == f"{PREFIX}interrupted\n"
@@ -264,10 +270,12 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 def test_a_missing_project_directory_is_one_error_line(tmp_path: Path) -> None:
     result = run("validate", "-C", str(tmp_path / "nowhere"))
     assert result.returncode == 1
-    assert result.stderr == f"{PREFIX}{tmp_path / 'nowhere'}: the project directory does not exist\n"
+    missing = tmp_path / "nowhere"
+    assert result.stderr == f"{PREFIX}{missing}: the project directory does not exist\n"
 
 
-HOLDER = LockInfo("2b7c-lock", "apply", "ana", "ci-7", 4242, "declserve apply", "2026-01-01T00:00:00+00:00")
+HOLDER = LockInfo("2b7c-lock", "apply", "ana", "ci-7", 4242, "declserve apply",
+                  "2026-01-01T00:00:00+00:00")
 
 
 def test_the_lock_error_names_force_unlock_and_lock_timeout(

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from declserve.errors import InputError
-from declserve.errors import Problem
+from declserve.errors import InputError, Problem
 from declserve.loader import collect, load_project
 from declserve.yamlsource import read_documents
 
@@ -80,8 +79,10 @@ def test_latest_is_accepted_and_pinned_later(project: Path) -> None:
 
 
 def test_the_example_project_is_valid() -> None:
-    run = subprocess.run([sys.executable, "-m", "declserve.cli", "validate", "-C", str(ROOT / "examples" / "servings")],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "declserve.cli", "validate", "-C",
+         str(ROOT / "examples" / "servings")],
+        capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
 
@@ -100,7 +101,8 @@ def test_an_unreachable_docker_engine_is_one_clear_sentence(tmp_path: Path) -> N
     run = subprocess.run([sys.executable, "-m", "declserve.cli", "plan", "-C", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
-    assert run.stderr == f"declserve: error: cannot reach the Docker engine at unix://{tmp_path}/no.sock: is dockerd running?\n"
+    assert run.stderr == ("declserve: error: cannot reach the Docker engine at "
+                          f"unix://{tmp_path}/no.sock: is dockerd running?\n")
 
 
 def _problems_of(tmp_path: Path, text: str) -> list[str]:

@@ -10,7 +10,8 @@ import pytest
 
 from declserve.lock import LockHeld, LockInfo, format_duration, parse_duration, project_lock
 
-OTHER = LockInfo("other-id", "apply", "ana", "ci-7", 4242, "declserve apply", "2026-01-01T00:00:00+00:00")
+OTHER = LockInfo("other-id", "apply", "ana", "ci-7", 4242, "declserve apply",
+                 "2026-01-01T00:00:00+00:00")
 
 
 class LockDouble:
@@ -50,7 +51,8 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize("seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0, "0s"), (0.5, "0.5s")])
+@pytest.mark.parametrize(
+    "seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0, "0s"), (0.5, "0.5s")])
 def test_durations_are_printed_as_they_are_typed(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text and parse_duration(text) == seconds
 
@@ -58,7 +60,10 @@ def test_durations_are_printed_as_they_are_typed(seconds: float, text: str) -> N
 def test_a_waiting_run_says_so_once_then_takes_the_lock() -> None:
     backend = LockDouble(busy_attempts=3)
     said: list[tuple[LockInfo, float]] = []
-    with project_lock(backend, "apply", 60, on_wait=lambda h, t: said.append((h, t)), poll=0) as mine:
+    def note(holder: LockInfo, timeout: float) -> None:
+        said.append((holder, timeout))
+
+    with project_lock(backend, "apply", 60, on_wait=note, poll=0) as mine:
         assert backend.held == mine
     assert said == [(OTHER, 60)] and backend.attempts == 4 and backend.unlocked == [mine.id]
 
@@ -85,8 +90,8 @@ def test_without_a_timeout_the_lock_error_comes_at_once_and_nothing_waits() -> N
 
 def test_the_lock_error_after_waiting_says_how_long() -> None:
     with pytest.raises(LockHeld) as err:
-        with project_lock(LockDouble(busy_attempts=10**9), "apply", 0.001, on_wait=lambda h, t: None,
-                          poll=0.001):
+        with project_lock(LockDouble(busy_attempts=10**9), "apply", 0.001,
+                          on_wait=lambda h, t: None, poll=0.001):
             pass
     assert str(err.value).startswith("the project is locked after waiting 0")
 

@@ -22,7 +22,8 @@ def test_checked_in_schemas_equal_the_generated_ones() -> None:
     for name, text in schemas.all_files().items():
         path = ROOT / "schema" / name
         assert path.is_file(), f"schema/{name} is missing: run `declserve schema --write schema`"
-        assert path.read_text() == text, f"schema/{name} is stale: run `declserve schema --write schema`"
+        assert path.read_text() == text, (
+            f"schema/{name} is stale: run `declserve schema --write schema`")
 
 
 def test_example_specs_validate_against_the_schema_and_point_at_it() -> None:
@@ -36,7 +37,7 @@ def test_example_specs_validate_against_the_schema_and_point_at_it() -> None:
             kind = doc["kind"]
             schema = json.loads((ROOT / "schema" / schemas.file_name(kind)).read_text())
             jsonschema.validate(doc, schema)
-            ref = [l for l in text.splitlines() if "$schema=" in l][0].split("$schema=")[1]
+            ref = [ln for ln in text.splitlines() if "$schema=" in ln][0].split("$schema=")[1]
             assert (path.parent / ref).resolve() == (ROOT / "schema" / schemas.file_name(kind))
 
 
@@ -91,7 +92,8 @@ SERVING_CASES = [
     "batching: {enabled: true, padVariableLengthInputs: no}",
     "inferenceLogging: {mode: everything}", "inferenceLogging: {topic: 'bad topic'}",
     "inferenceLogging: {topic: create, mode: predictions}", "inferenceLogging: null",
-    "transformer: null", "replicas: 2", "model: {name: mnist}", "model: {name: mnist, version: 1, x: 1}",
+    "transformer: null", "replicas: 2", "model: {name: mnist}",
+    "model: {name: mnist, version: 1, x: 1}",
 ]
 LABEL_CASES = ["{team: vision}", "{team: 1}", "{team: yes}", "{team: no}", "{'bad key!': x}",
                "{team: ''}", "{team: " + "x" * 64 + "}", "[team]", "null"]
@@ -103,8 +105,10 @@ BACKEND_CASES = [
 ]
 PROJECT_CASES = [
     "kafka: {bootstrapServers: []}", "kafka: {bootstrapServers: [127.0.0.1:9092]}",
-    "kafka: {bootstrapServers: 127.0.0.1:9092}", "kafka: {bootstrapServers: [k:1], partitions: yes}",
-    "kafka: {bootstrapServers: [k:1], partitions: '3'}", "kafka: {bootstrapServers: [k:1], retentionMs: -1}",
+    "kafka: {bootstrapServers: 127.0.0.1:9092}",
+    "kafka: {bootstrapServers: [k:1], partitions: yes}",
+    "kafka: {bootstrapServers: [k:1], partitions: '3'}",
+    "kafka: {bootstrapServers: [k:1], retentionMs: -1}",
     "kafka: null", "registry2: r",
 ]
 # Rules the schema cannot state (across fields, or inside a quantity's spelling): the loader
@@ -126,7 +130,8 @@ def _with_model(field: str) -> str:
 def _cases() -> list[tuple[str, str, str]]:
     cases = [("Serving", f, SERVING.replace("{LABELS}", "{}").replace("{FIELD}", _with_model(f)))
              for f in SERVING_CASES + sorted(c for c in TOOL_ONLY if not c.startswith("kafka"))]
-    cases += [("Serving", f"labels: {lab}", SERVING.replace("{LABELS}", lab).replace("{FIELD}", _with_model("")))
+    cases += [("Serving", f"labels: {lab}",
+               SERVING.replace("{LABELS}", lab).replace("{FIELD}", _with_model("")))
               for lab in LABEL_CASES]
     cases += [("Project", f"backend: {b}", PROJECT.replace("{BACKEND}", b).replace("{FIELD}", ""))
               for b in BACKEND_CASES]
