@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from declserve import spec as S
 from declserve.errors import InputError, Problem, display_path
@@ -210,95 +210,116 @@ def _load_project_file(path: Path, problems: list[Problem]) -> tuple[Document, A
     return doc, project
 
 
-def _valid_part(data: Any, path: Path_, model: type[BaseModel]) -> Any:
-    """The part of a document at `path` as `model`, or None when it is absent or invalid."""
+_NAME: TypeAdapter[str] = TypeAdapter(S.DnsLabel)
+_TOOL: TypeAdapter[S.Tool] = TypeAdapter(S.Tool)
+
+
+def _valid_part(data: Any, path: Path_, kind: type[BaseModel] | TypeAdapter[Any]) -> Any:
+    """The part of a document at `path` as `kind`, or None when it is absent or invalid."""
     for key in path:
         if not isinstance(data, dict) or key not in data:
             return None
         data = data[key]
     try:
-        return model.model_validate(data)
+        if isinstance(kind, TypeAdapter):
+            return kind.validate_python(data)
+        return kind.model_validate(data)
     except ValidationError:
         return None
 
 
 @dataclass(frozen=True)
-class _RegistryRefs:
-    """What of one serving document names things in the registry, where it validated: so a
-    schema error elsewhere in the document does not hide a missing model."""
+class _Parts:
+    """What of one serving document the checks across documents and against the registry
+    need, where it validated: so a schema error elsewhere in the document does not hide a
+    missing model or a duplicate name."""
 
     doc: Document
+    name: str | None
     model: S.ModelRef | None
     transformer: S.Transformer | None
+    tool: S.Tool | None
+    logging: S.InferenceLogging | None
 
     @classmethod
-    def of(cls, doc: Document, serving: S.Serving | None) -> _RegistryRefs:
+    def of(cls, doc: Document, serving: S.Serving | None) -> _Parts:
         if serving is not None:
-            return cls(doc, serving.spec.model, serving.spec.transformer)
-        return cls(doc, _valid_part(doc.data, ("spec", "model"), S.ModelRef),
-                   _valid_part(doc.data, ("spec", "transformer"), S.Transformer))
+            spec = serving.spec
+            return cls(doc, serving.name, spec.model, spec.transformer, spec.tool,
+                       spec.inference_logging)
+        data = doc.data
+        return cls(
+            doc,
+            _valid_part(data, ("metadata", "name"), _NAME),
+            _valid_part(data, ("spec", "model"), S.ModelRef),
+            _valid_part(data, ("spec", "transformer"), S.Transformer),
+            _valid_part(data, ("spec", "tool"), _TOOL),
+            _valid_part(data, ("spec", "inferenceLogging"), S.InferenceLogging),
+        )
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        return self.doc.problem(path, message)
 
 
-def _check_registry(refs: _RegistryRefs, registry: Registry, problems: list[Problem]) -> None:
-    model, doc = refs.model, refs.doc
+def _check_registry(parts: _Parts, registry: Registry, problems: list[Problem]) -> None:
+    model = parts.model
     if model is not None:
         try:
             registry.model_dir(model.name)
         except RegistryError as exc:
-            problems.append(doc.problem(("spec", "model", "name"), str(exc)))
+            problems.append(parts.problem(("spec", "model", "name"), str(exc)))
         else:
             try:
                 registry.resolve(model.name, model.version)
             except RegistryError as exc:
-                problems.append(doc.problem(("spec", "model", "version"), str(exc)))
-    transformer = refs.transformer
+                problems.append(parts.problem(("spec", "model", "version"), str(exc)))
+    transformer = parts.transformer
     if transformer is not None:
         where = ("spec", "transformer", "script")
         try:
             script = registry.resolve_relative(transformer.script, "transformer script")
         except RegistryError as exc:
-            problems.append(doc.problem(where, str(exc)))
+            problems.append(parts.problem(where, str(exc)))
             return
         if not script.is_file():
-            problems.append(doc.problem(where, f"{transformer.script} is not in the registry"))
+            problems.append(parts.problem(where, f"{transformer.script} is not in the registry"))
 
 
 def _cross_checks(
-    servings: list[LoadedServing], project: S.Project | None, problems: list[Problem]
+    servings: list[_Parts], project: S.Project | None, problems: list[Problem]
 ) -> None:
-    seen: dict[str, LoadedServing] = {}
-    for loaded in servings:
-        first = seen.get(loaded.name)
+    seen: dict[str, _Parts] = {}
+    for parts in servings:
+        first = seen.get(parts.name) if parts.name is not None else None
         if first is not None:
             line = first.doc.position(("metadata", "name"))[0]
             problems.append(
-                loaded.problem(
+                parts.problem(
                     ("metadata", "name"),
-                    f"serving {loaded.name!r} is defined twice; "
+                    f"serving {parts.name!r} is defined twice; "
                     f"first in {display_path(str(first.doc.file))}:{line}",
                 )
             )
-        else:
-            seen[loaded.name] = loaded
-        logging = loaded.serving.spec.inference_logging
-        needs_kafka = logging is not None and logging.enabled
-        if project is not None and needs_kafka and project.spec.kafka is None:
+        elif parts.name is not None:
+            seen[parts.name] = parts
+        if project is None:
+            continue
+        if parts.logging is not None and parts.logging.enabled and project.spec.kafka is None:
             problems.append(
-                loaded.problem(
+                parts.problem(
                     ("spec", "inferenceLogging"),
                     "inference logging needs Kafka: "
                     f"add spec.kafka.bootstrapServers to {PROJECT_FILE}",
                 )
             )
-        if project is not None and loaded.serving.spec.tool is S.Tool.KSERVE:
-            if project.spec.backend.type != "kubernetes":
-                problems.append(
-                    loaded.problem(
-                        ("spec", "tool"),
-                        f"tool 'kserve' needs the 'kubernetes' backend; "
-                        f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
-                    )
+        if parts.tool is S.Tool.KSERVE and project.spec.backend.type != "kubernetes":
+            problems.append(
+                parts.problem(
+                    ("spec", "tool"),
+                    f"tool 'kserve' needs the 'kubernetes' backend; "
+                    f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
                 )
+            )
 
 
 def registry_root(directory: Path, project: S.Project) -> Path:
@@ -353,17 +374,17 @@ def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
     registry, root = _open_registry(directory, loaded, problems)
     skip = [root.resolve()] if root is not None else []
     servings: list[LoadedServing] = []
-    refs: list[_RegistryRefs] = []
+    parts: list[_Parts] = []
     for path in _discover(directory, skip):
         for doc in read_documents(path, problems):
-            serving, ref = _load_serving(doc, problems)
+            serving, found = _load_serving(doc, problems)
             servings.extend([serving] if serving is not None else [])
-            refs.extend([ref] if ref is not None else [])
+            parts.extend([found] if found is not None else [])
     project = loaded[1] if loaded is not None else None
-    _cross_checks(servings, project, problems)
+    _cross_checks(parts, project, problems)
     if registry is not None:
-        for ref in refs:
-            _check_registry(ref, registry, problems)
+        for found in parts:
+            _check_registry(found, registry, problems)
     if problems or loaded is None or project is None or registry is None:
         return None, _sorted(problems)
     return LoadedProject(directory, project, loaded[0], tuple(servings), registry), []
@@ -371,7 +392,7 @@ def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
 
 def _load_serving(
     doc: Document, problems: list[Problem]
-) -> tuple[LoadedServing | None, _RegistryRefs | None]:
+) -> tuple[LoadedServing | None, _Parts | None]:
     if not isinstance(doc.data, dict):
         problems.append(
             doc.problem((), "a document must be a mapping of fields, such as a Serving"))
@@ -382,7 +403,7 @@ def _load_serving(
     serving, found = schema_problems(doc, S.Serving)
     problems.extend(found)
     loaded = LoadedServing(serving, doc) if serving is not None else None
-    return loaded, _RegistryRefs.of(doc, serving)
+    return loaded, _Parts.of(doc, serving)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

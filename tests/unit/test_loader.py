@@ -192,3 +192,18 @@ def test_the_models_are_checked_when_the_project_file_has_other_errors(project: 
     _, problems = collect(project)
     assert sorted((Path(p.file).name, p.field) for p in problems) == [
         ("a.yaml", "spec.model.version"), ("declserve.yaml", "spec.backend")]
+
+
+def test_rules_across_documents_see_documents_with_schema_errors(project: Path) -> None:
+    (project / "a.yaml").write_text(serving("a", extra="  instances: lots\n"))
+    (project / "b.yaml").write_text(serving("a", extra="  tool: kserve\n  replicas: 2\n"
+                                                  "  inferenceLogging: {topic: create}\n"))
+    _, problems = collect(project)
+    assert sorted((Path(p.file).name, p.field, p.message.split(";")[0]) for p in problems) == [
+        ("a.yaml", "spec.instances", "must be a whole number"),
+        ("b.yaml", "metadata.name", "serving 'a' is defined twice"),
+        ("b.yaml", "spec.inferenceLogging",
+         "inference logging needs Kafka: add spec.kafka.bootstrapServers to declserve.yaml"),
+        ("b.yaml", "spec.replicas", "'replicas' is not a known field"),
+        ("b.yaml", "spec.tool", "tool 'kserve' needs the 'kubernetes' backend"),
+    ]
