@@ -34,7 +34,7 @@ Run `declserve COMMAND --help` for the flags of a command."""
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"declserve: error: {message} (see '{self.prog} --help')\n")
+        self.exit(1, error_lines(f"{message} (see '{self.prog} --help')"))
 
 
 def _positive(text: str) -> int:
@@ -186,7 +186,7 @@ def _report(exc: BaseException, args: argparse.Namespace) -> str:
     if isinstance(exc, InputError):
         return "".join(error_lines(p.format()) for p in exc.problems)
     if isinstance(exc, LockHeld):
-        unlock = shell_command("force-unlock", args.directory, exc.holder.id)
+        unlock = shell_command("force-unlock", getattr(args, "directory", "."), exc.holder.id)
         return error_lines(f"{exc}; {exc.hint(unlock)}")
     if isinstance(exc, DeclserveError):
         return error_lines(str(exc))
@@ -194,7 +194,8 @@ def _report(exc: BaseException, args: argparse.Namespace) -> str:
         return error_lines("interrupted")
     hint = "" if args.debug else " (run with --debug for the traceback)"
     message = " ".join(str(exc).split())  # an SDK's message may span lines
-    return error_lines(f"internal error: {type(exc).__name__}: {message}{hint}")
+    what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return error_lines(f"internal error: {what}{hint}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -237,6 +237,7 @@ def _raising(exc: BaseException) -> Any:
         (RuntimeError("socket\n  closed"),
          ["internal error: RuntimeError: socket closed (run with --debug for the traceback)"]),
         (KeyError("x"), ["internal error: KeyError: 'x' (run with --debug for the traceback)"]),
+        (AssertionError(), ["internal error: AssertionError (run with --debug for the traceback)"]),
     ],
 )
 def test_every_failure_is_error_lines_and_exit_1(
