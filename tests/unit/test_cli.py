@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -322,3 +323,15 @@ def test_validate_lists_problems_with_the_error_prefix(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == f"{PREFIX}{project}/t.yaml:1:1: metadata: is required\n" \
                             f"{PREFIX}{project}/t.yaml:1:1: spec: is required\n"
+
+
+def test_the_ci_example_turns_validate_lines_into_annotations(tmp_path: Path) -> None:
+    # examples/ci/github/declserve.yml reads `validate`'s stderr with a sed expression; the
+    # format changed to carry `declserve: error: `, so the example must follow it
+    workflow = (ROOT / "examples" / "ci" / "github" / "declserve.yml").read_text()
+    pattern = workflow.split("sed -nE 's/", 1)[1].split("/::error", 1)[0]
+    project = unreachable_project(tmp_path)
+    (project / "t.yaml").write_text("apiVersion: declserve.io/v1\nkind: Serving\n")
+    lines = run("validate", "-C", str(project)).stderr.splitlines()
+    assert lines and all(re.match(pattern, line) for line in lines), (pattern, lines)
+    assert re.match(pattern, lines[0]).group(1) == f"{project}/t.yaml"  # type: ignore[union-attr]
