@@ -114,7 +114,7 @@ def parse_cpu(value: Any) -> Decimal:
         if not math.isfinite(value):
             raise ValueError("cpu must be a finite number of cores")
         value = repr(value) if isinstance(value, float) else str(value)
-    match = _QUANTITY.match(str(value).strip())
+    match = _QUANTITY.fullmatch(str(value))
     if not match or match.group(2) not in _CPU_SUFFIX:
         raise ValueError(f"cpu {value!r} is not a quantity such as 1, 0.5 or '500m'")
     cores = Decimal(match.group(1)) * _CPU_SUFFIX[match.group(2)]
@@ -129,7 +129,7 @@ def parse_memory(value: Any) -> int:
     """A Kubernetes memory quantity (`1Gi`, `512Mi`, `1G`, bytes) as a number of bytes."""
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("memory must be a quantity such as '512Mi' or '1Gi'")
-    match = _QUANTITY.match(str(value).strip())
+    match = _QUANTITY.fullmatch(str(value))
     if not match or match.group(2) not in _MEM_SUFFIX:
         raise ValueError(f"memory {value!r} is not a quantity such as '512Mi' or '1Gi'")
     try:

@@ -85,6 +85,10 @@ SERVING_CASES = [
     "server: tensorflow-serving", "server: triton",
     "resources: {cpu: 1}", "resources: {cpu: 0.5}", "resources: {cpu: 500m}",
     "resources: {cpu: 2 cores}", "resources: {cpu: true}", "resources: {cpu: '1'}",
+    "resources: {cpu: ' 1'}", "resources: {cpu: '1.50000'}", "resources: {cpu: 500.0m}",
+    "resources: {cpu: '1.'}", "resources: {cpu: '+1'}", "resources: {cpu: 1025}",
+    "resources: {memory: '1Gi '}", "resources: {memory: 1.5Gi}", "resources: {memory: 1e3}",
+    "resources: {memory: 7340032.5}",
     "resources: {memory: 1Gi}", "resources: {memory: 1073741824}", "resources: {memory: 1.5}",
     "resources: {memory: 1Xi}", "resources: {memory: true}",
     "resources: {gpus: 17}", "resources: {gpus: '1'}", "resources: {gpus: 1.0}",
@@ -121,7 +125,8 @@ TOOL_ONLY = {
     "batching: {enabled: true, allowedBatchSizes: [8, 4]}",
     "inferenceLogging: {topic: none, mode: all}", "resources: {cpu: 0.0001}",
     "resources: {cpu: '0'}", "resources: {cpu: '2000'}",
-    "resources: {memory: 1Ki}", "kafka: {bootstrapServers: [k:1], topicPattern: x}",
+    "resources: {memory: 1Ki}", "resources: {memory: 0.5Ki}", "resources: {cpu: .nan}",
+    "resources: {cpu: 0.5m}", "kafka: {bootstrapServers: [k:1], topicPattern: x}",
 }
 
 
