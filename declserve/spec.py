@@ -69,7 +69,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
-        populate_by_name=True,
+        # camelCase only, as the schema says: `inference_logging` is an unknown field
+        validate_by_alias=True,
+        validate_by_name=False,
         frozen=True,
         strict=True,
     )

@@ -99,6 +99,7 @@ SERVING_CASES = [
     "inferenceLogging: {mode: everything}", "inferenceLogging: {topic: 'bad topic'}",
     "inferenceLogging: {topic: create, mode: predictions}", "inferenceLogging: null",
     "transformer: null", "replicas: 2", "model: {name: mnist}",
+    "inference_logging: {topic: create}", "batching: {enabled: true, max_batch_size: 8}",
     "model: {name: mnist, version: 1, x: 1}",
 ]
 LABEL_CASES = ["{team: vision}", "{team: 1}", "{team: yes}", "{team: no}", "{'bad key!': x}",
