@@ -75,7 +75,7 @@ class LockHeld(DeclserveError):
 
     def hint(self, force_unlock: str) -> str:
         """What the user can do, given the force-unlock command line to paste."""
-        return (f"wait longer for it with --lock-timeout (such as --lock-timeout 5m), "
+        return ("wait for it with --lock-timeout (such as --lock-timeout 5m), "
                 f"or, if that run has died, remove the lock with: {force_unlock}")
 
 
