@@ -1,7 +1,9 @@
-"""The command line: flags, dispatch to `commands`, and exit codes.
+"""The command line: flags, dispatch to `commands`, and how every failure reaches the user.
 
 Exit codes follow Terraform: 0 success or no changes, 1 error, 2 changes present (only with
-`plan --detailed-exitcode`). Bad flags are input errors too, so they exit 1, not argparse's 2.
+`plan --detailed-exitcode`), 130 interrupted. Bad flags are input errors too, so they exit 1, not
+argparse's 2. Every error line on stderr starts with `declserve: error: `; no failure ends in a
+traceback unless `--debug` is given (anywhere on the command line).
 """
 
 from __future__ import annotations
@@ -9,20 +11,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn, Sequence
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 # pydantic looks for plugins by scanning every installed distribution's entry points, a tenth
 # of a second on each run; declserve uses none, so the command line skips the scan.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from declserve import __version__, commands  # noqa: E402
-from declserve.errors import DeclserveError, InputError  # noqa: E402
-from declserve.lock import parse_duration  # noqa: E402
+from declserve.errors import DeclserveError, InputError, error_lines, shell_command  # noqa: E402
+from declserve.lock import LockHeld, parse_duration  # noqa: E402
+
+DESCRIPTION = """\
+Keep model servings (TensorFlow Serving, KServe) and their inference-logging Kafka topics in
+line with YAML specs: `declserve plan` shows what would change, `declserve apply` carries it out."""
+EPILOG = """\
+Exit codes: 0 success or no changes, 1 error, 2 changes present (plan --detailed-exitcode).
+Run `declserve COMMAND --help` for the flags of a command."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"declserve: error: {message} (see '{self.prog} --help')\n")
+        self.exit(1, error_lines(f"{message} (see '{self.prog} --help')"))
 
 
 def _positive(text: str) -> int:
@@ -58,14 +70,20 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                    help="changes carried out at once (default 10)")
     p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
-                   help="wait this long (30s, 5m) for another run's lock (default 0s)")
+                   help="wait this long (30s, 5m, 1h30m) for another run's lock (default 0s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="declserve", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="declserve", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"declserve {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common = _Parser(add_help=False)
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    # --debug is accepted after the subcommand too; SUPPRESS keeps a subcommand from resetting
+    # what was given before it.
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show a traceback on errors")
+    common = _Parser(add_help=False, parents=[debug])
     common.add_argument("-C", dest="directory", default=".", metavar="DIR",
                         help="project directory holding declserve.yaml (default: .)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -80,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--markdown", action="store_true", help="print Markdown for a pull request")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 2 when there are changes, 0 when none, 1 on error")
-    p.add_argument("--out", metavar="FILE", help="save the plan for `declserve apply FILE`")
+    p.add_argument("--out", metavar="FILE",
+                   help="save the plan for `declserve apply FILE`")
     p.add_argument("--lock", action="store_true", help="hold the project lock while planning")
     p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
                    help="with --lock: wait this long for another run's lock")
@@ -95,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("destroy", parents=[common], help="delete every serving of the project")
     p.add_argument("--delete-topics", action="store_true", help="also delete the managed topics")
-    p.add_argument("--target", action="append", metavar="NAME", help="only this serving (repeatable)")
+    p.add_argument("--target", action="append", metavar="NAME",
+                   help="only this serving (repeatable)")
     p.add_argument("--no-color", action="store_true", help="never colour the output")
     _apply_flags(p)
     p.set_defaults(func=commands.destroy, prune=True, allow_empty=True)
@@ -132,30 +152,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the serving")
     p.set_defaults(func=commands.unprotect)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of a kind")
-    p.add_argument("kind", nargs="?", help="Serving, Project or Plan (default: all)")
-    p.add_argument("--write", metavar="DIR", help="write every schema file into DIR")
+    p = sub.add_parser("schema", parents=[debug], help="print the JSON Schema of a kind")
+    p.add_argument("kind", nargs="?", metavar="KIND",
+                   help="Serving, Project or Plan, in any case (default: all, as one JSON object)")
+    p.add_argument("--write", metavar="DIR",
+                   help="write the schema file of KIND (default: of every kind) into DIR")
     p.set_defaults(func=commands.schema)
     return parser
+
+
+class _BadPath(DeclserveError):
+    """A path given on the command line that cannot be used."""
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before anything is read or contacted: a typo in `--out`
+    must not cost a plan against the backend, nor `--write` a half-written set of files."""
+    out = getattr(args, "out", None)
+    if out:
+        path, parent = Path(out), Path(out).parent
+        if path.is_dir():
+            raise _BadPath(f"--out: {out!r} is a directory, not a file name")
+        if not parent.is_dir():
+            raise _BadPath(f"--out: cannot save the plan to {out!r}: "
+                           f"the directory {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise _BadPath(f"--out: cannot save the plan to {out!r}: "
+                           f"the directory {str(parent)!r} is not writable")
+    write = getattr(args, "write", None)
+    if write and not Path(write).is_dir():
+        what = "is not a directory" if Path(write).exists() else "does not exist"
+        raise _BadPath(f"--write: the directory {write!r} {what}")
+
+
+def _report(exc: BaseException, args: argparse.Namespace) -> str:
+    """The error lines for a failure: one sentence each, never a traceback."""
+    if isinstance(exc, InputError):
+        return "".join(error_lines(p.format()) for p in exc.problems)
+    if isinstance(exc, LockHeld):
+        unlock = shell_command("force-unlock", getattr(args, "directory", "."), exc.holder.id)
+        return error_lines(f"{exc}; {exc.hint(unlock)}")
+    if isinstance(exc, DeclserveError):
+        return error_lines(str(exc))
+    if isinstance(exc, KeyboardInterrupt):
+        return error_lines("interrupted")
+    hint = "" if args.debug else " (run with --debug for the traceback)"
+    message = " ".join(str(exc).split())  # an SDK's message may span lines
+    what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return error_lines(f"internal error: {what}{hint}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_paths(args)
         return int(args.func(args))
-    except InputError as exc:
-        for problem in exc.problems:
-            print(problem.format(), file=sys.stderr)
+    except BrokenPipeError:
+        # The reader of stdout went away (`declserve plan | head`): nothing left to tell it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except DeclserveError as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         if args.debug:
-            raise
-        print(f"declserve: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("declserve: interrupted", file=sys.stderr)
-        return 130
+            traceback.print_exc()
+        sys.stderr.write(_report(exc, args))
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 
 if __name__ == "__main__":

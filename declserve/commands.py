@@ -45,12 +45,14 @@ def _guards(args: argparse.Namespace) -> frozenset[str]:
 
 
 def validate(args: argparse.Namespace) -> int:
+    from declserve.errors import error_lines
+
     _, problems = collect(Path(args.directory))
     if args.json:
         print(json.dumps([p.to_json() for p in problems], indent=2))
     else:
-        for problem in problems:
-            print(problem.format(), file=sys.stderr)
+        # The same `declserve: error: FILE:LINE:COL: FIELD: message` lines as every command.
+        sys.stderr.write("".join(error_lines(p.format()) for p in problems))
         if not problems:
             print(f"{args.directory}: valid")
     return 1 if problems else 0
@@ -59,18 +61,25 @@ def validate(args: argparse.Namespace) -> int:
 def schema(args: argparse.Namespace) -> int:
     from declserve import schemas
 
-    if args.kind is None:
-        for name, text in schemas.all_files().items():
-            if args.write:
-                (Path(args.write) / name).write_text(text)
-            else:
-                print(f"# {name}")
-                print(text, end="")
-        return 0
-    if args.kind not in schemas.KINDS:
-        known = ", ".join(schemas.KINDS)
-        raise InputError.one(f"unknown kind {args.kind!r}; known kinds: {known}", field="KIND")
-    print(schemas.render(args.kind), end="")
+    kinds = list(schemas.KINDS)
+    if args.kind is not None:
+        chosen = [k for k in kinds if k.lower() == args.kind.lower()]
+        if not chosen:
+            known = ", ".join(kinds)
+            raise InputError.one(f"unknown kind {args.kind!r}; known kinds: {known}", field="KIND")
+        kinds = chosen
+    if args.write:
+        for kind in kinds:
+            path = Path(args.write) / schemas.file_name(kind)
+            try:
+                path.write_text(schemas.render(kind))
+            except OSError as exc:
+                raise DeclserveError(f"cannot write {path}: {exc.strerror}") from exc
+            print(f"Wrote {path}")
+    elif args.kind is not None:
+        print(schemas.render(kinds[0]), end="")
+    else:  # one JSON document, so that `declserve schema | jq .Serving` works
+        print(json.dumps({k: schemas.schema_for(k) for k in kinds}, indent=2, sort_keys=True))
     return 0
 
 
@@ -98,14 +107,18 @@ def plan(args: argparse.Namespace) -> int:
     else:
         result = make()
     _print_plan(result, args)
-    if args.out:
+    if args.out:  # cli checked its directory before planning
         from declserve import savedplan
+        from declserve.errors import shell_command
 
         options = {"prune": args.prune, "delete_topics": args.delete_topics,
                    "targets": sorted(args.target or [])}
-        savedplan.write(Path(args.out), result, ws.desired, options)
-        print(f"Saved the plan to {args.out}; apply exactly it with: declserve apply {args.out}",
-              file=sys.stderr)
+        try:
+            savedplan.write(Path(args.out), result, ws.desired, options)
+        except OSError as exc:
+            raise DeclserveError(f"cannot save the plan to {args.out}: {exc.strerror}") from exc
+        again = shell_command("apply", args.directory, args.out)
+        print(f"Saved the plan to {args.out}; apply exactly it with: {again}", file=sys.stderr)
     return 2 if args.detailed_exitcode and not result.summary.empty else 0
 
 
@@ -236,7 +249,12 @@ def force_unlock(args: argparse.Namespace) -> int:
         print("The project is not locked.")
         return 0
     if holder.id != args.lock_id:
-        raise InputError.one(f"the lock is {holder.id}, not {args.lock_id}: {holder.describe()}", field="ID")
+        # The holder's id is not repeated: force-unlock is the confirmation that the user has
+        # read the lock error, which names the id and who holds the lock.
+        raise InputError.one(
+            f"{args.lock_id!r} does not match the id of the lock on this project "
+            f"({holder.holder()}); `declserve force-unlock` needs the id that the lock error "
+            "shows", field="ID")
     ws.backend.unlock(holder.id)
     print(f"Removed {holder.describe()}")
     return 0

@@ -8,8 +8,30 @@ the CLI never shows a traceback unless `--debug` is given.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+ERROR_PREFIX = "declserve: error: "
+
+
+def error_lines(text: str) -> str:
+    """`text` as the CLI prints an error: every line prefixed, so each stands on its own."""
+    return "".join(f"{ERROR_PREFIX}{line}\n" for line in text.splitlines() or [""])
+
+
+def shell_command(subcommand: str, directory: str, *args: str) -> str:
+    """A declserve command line that works when pasted in the current directory: with `-C DIR`
+    when the project is elsewhere, every word quoted for a POSIX shell. `args` are paths or
+    ids; a path that starts with '-' gets './' so that it is not read as a flag."""
+    def word(text: str) -> str:
+        return shlex.quote("./" + text if text.startswith("-") else text)
+
+    words = ["declserve", subcommand]
+    if Path(directory).resolve() != Path.cwd().resolve():
+        words += ["-C", word(directory)]
+    return " ".join(words + [word(a) for a in args])
 
 
 class DeclserveError(Exception):
@@ -19,12 +41,12 @@ class DeclserveError(Exception):
 class InputError(DeclserveError):
     """Bad input (YAML, spec, plan file, flags); carries the problems found, each with a place."""
 
-    def __init__(self, problems: list["Problem"]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(p.format() for p in problems))
 
     @classmethod
-    def one(cls, message: str, file: str = "<command line>", field: str = "") -> "InputError":
+    def one(cls, message: str, file: str = "<command line>", field: str = "") -> InputError:
         return cls([Problem(file, 0, 0, field, message)])
 
 
@@ -58,7 +80,9 @@ class Problem:
         where = display_path(self.file)
         if self.line:
             where += f":{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if self.field:
+            return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,11 +9,12 @@ registry (the model and version exist). It never contacts a backend.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from declserve import spec as S
 from declserve.errors import InputError, Problem, display_path
@@ -26,7 +27,8 @@ _PATTERN_HELP = {
     S.DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', "
     "starting and ending with a letter or digit",
     S.MODEL_NAME: "must be a plain directory name under Models/ (letters, digits, '_', '.', '-')",
-    S.KAFKA_TOPIC: "must be 'create', 'none' or a Kafka topic name (letters, digits, '.', '_', '-')",
+    S.KAFKA_TOPIC: "must be 'create', 'none' or a Kafka topic name "
+    "(letters, digits, '.', '_', '-')",
     S.LABEL_KEY: "must be a Kubernetes label key",
     S.LABEL_VALUE: "must be a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')",
 }
@@ -175,23 +177,25 @@ def _merge_union(path: Path_, messages: list[str]) -> str:
 
 
 def _discover(directory: Path, skip: list[Path]) -> list[Path]:
+    """The spec files below `directory`; hidden folders and the registry are never entered."""
     files = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if any(s == path or s in path.parents for s in skip):
-            continue
-        if path.suffix in (".yaml", ".yml") and path.is_file() and rel != Path(PROJECT_FILE):
-            files.append(path)
-    return files
+    for root, dirs, names in os.walk(directory):
+        here = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith(".") and not any(s == here / d or s in (here / d).parents
+                                                 for s in skip)
+        )
+        for name in sorted(names):
+            path = here / name
+            if name.startswith(".") or path.suffix not in (".yaml", ".yml"):
+                continue
+            if path.is_file() and path.relative_to(directory) != Path(PROJECT_FILE):
+                files.append(path)
+    return sorted(files)
 
 
-def _load_project_file(directory: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
-    path = directory / PROJECT_FILE
-    if not path.is_file():
-        problems.append(Problem(str(path), 0, 0, "", f"there is no {PROJECT_FILE} in {directory}"))
-        return None
+def _load_project_file(path: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
     docs = read_documents(path, problems)
     if not docs:
         return None
@@ -203,119 +207,203 @@ def _load_project_file(directory: Path, problems: list[Problem]) -> tuple[Docume
         return None
     project, found = schema_problems(doc, S.Project)
     problems.extend(found)
-    return (doc, project) if project is not None else None
+    return doc, project
 
 
-def _check_registry(
-    loaded: LoadedServing, registry: Registry, problems: list[Problem]
-) -> None:
-    model = loaded.serving.spec.model
+_NAME: TypeAdapter[str] = TypeAdapter(S.DnsLabel)
+_TOOL: TypeAdapter[S.Tool] = TypeAdapter(S.Tool)
+
+
+def _valid_part(data: Any, path: Path_, kind: type[BaseModel] | TypeAdapter[Any]) -> Any:
+    """The part of a document at `path` as `kind`, or None when it is absent or invalid."""
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
     try:
-        registry.model_dir(model.name)
-    except RegistryError as exc:
-        problems.append(loaded.problem(("spec", "model", "name"), str(exc)))
-        return
-    try:
-        registry.resolve(model.name, model.version)
-    except RegistryError as exc:
-        problems.append(loaded.problem(("spec", "model", "version"), str(exc)))
-    transformer = loaded.serving.spec.transformer
+        if isinstance(kind, TypeAdapter):
+            return kind.validate_python(data)
+        return kind.model_validate(data)
+    except ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What of one serving document the checks across documents and against the registry
+    need, where it validated: so a schema error elsewhere in the document does not hide a
+    missing model or a duplicate name."""
+
+    doc: Document
+    name: str | None
+    model: S.ModelRef | None
+    transformer: S.Transformer | None
+    tool: S.Tool | None
+    logging: S.InferenceLogging | None
+
+    @classmethod
+    def of(cls, doc: Document, serving: S.Serving | None) -> _Parts:
+        if serving is not None:
+            spec = serving.spec
+            return cls(doc, serving.name, spec.model, spec.transformer, spec.tool,
+                       spec.inference_logging)
+        data = doc.data
+        return cls(
+            doc,
+            _valid_part(data, ("metadata", "name"), _NAME),
+            _valid_part(data, ("spec", "model"), S.ModelRef),
+            _valid_part(data, ("spec", "transformer"), S.Transformer),
+            _valid_part(data, ("spec", "tool"), _TOOL),
+            _valid_part(data, ("spec", "inferenceLogging"), S.InferenceLogging),
+        )
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        return self.doc.problem(path, message)
+
+
+def _check_registry(parts: _Parts, registry: Registry, problems: list[Problem]) -> None:
+    model = parts.model
+    if model is not None:
+        try:
+            registry.model_dir(model.name)
+        except RegistryError as exc:
+            problems.append(parts.problem(("spec", "model", "name"), str(exc)))
+        else:
+            try:
+                registry.resolve(model.name, model.version)
+            except RegistryError as exc:
+                problems.append(parts.problem(("spec", "model", "version"), str(exc)))
+    transformer = parts.transformer
     if transformer is not None:
         where = ("spec", "transformer", "script")
         try:
             script = registry.resolve_relative(transformer.script, "transformer script")
         except RegistryError as exc:
-            problems.append(loaded.problem(where, str(exc)))
+            problems.append(parts.problem(where, str(exc)))
             return
         if not script.is_file():
-            problems.append(loaded.problem(where, f"{transformer.script} is not in the registry"))
+            problems.append(parts.problem(where, f"{transformer.script} is not in the registry"))
 
 
 def _cross_checks(
-    servings: list[LoadedServing], project: S.Project | None, problems: list[Problem]
+    servings: list[_Parts], project: S.Project | None, problems: list[Problem]
 ) -> None:
-    seen: dict[str, LoadedServing] = {}
-    for loaded in servings:
-        first = seen.get(loaded.name)
+    seen: dict[str, _Parts] = {}
+    for parts in servings:
+        first = seen.get(parts.name) if parts.name is not None else None
         if first is not None:
             line = first.doc.position(("metadata", "name"))[0]
             problems.append(
-                loaded.problem(
+                parts.problem(
                     ("metadata", "name"),
-                    f"serving {loaded.name!r} is defined twice; "
+                    f"serving {parts.name!r} is defined twice; "
                     f"first in {display_path(str(first.doc.file))}:{line}",
                 )
             )
-        else:
-            seen[loaded.name] = loaded
-        logging = loaded.serving.spec.inference_logging
-        if project is not None and logging is not None and logging.enabled and project.spec.kafka is None:
+        elif parts.name is not None:
+            seen[parts.name] = parts
+        if project is None:
+            continue
+        if parts.logging is not None and parts.logging.enabled and project.spec.kafka is None:
             problems.append(
-                loaded.problem(
+                parts.problem(
                     ("spec", "inferenceLogging"),
-                    f"inference logging needs Kafka: add spec.kafka.bootstrapServers to {PROJECT_FILE}",
+                    "inference logging needs Kafka: "
+                    f"add spec.kafka.bootstrapServers to {PROJECT_FILE}",
                 )
             )
-        if project is not None and loaded.serving.spec.tool is S.Tool.KSERVE:
-            if project.spec.backend.type != "kubernetes":
-                problems.append(
-                    loaded.problem(
-                        ("spec", "tool"),
-                        f"tool 'kserve' needs the 'kubernetes' backend; "
-                        f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
-                    )
+        if parts.tool is S.Tool.KSERVE and project.spec.backend.type != "kubernetes":
+            problems.append(
+                parts.problem(
+                    ("spec", "tool"),
+                    f"tool 'kserve' needs the 'kubernetes' backend; "
+                    f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
                 )
+            )
 
 
 def registry_root(directory: Path, project: S.Project) -> Path:
-    root = Path(project.spec.registry)
+    return _root(directory, project.spec.registry)
+
+
+def _root(directory: Path, registry: str) -> Path:
+    root = Path(registry)
     return root if root.is_absolute() else directory / root
 
 
+def _open_registry(
+    directory: Path, loaded: tuple[Document, S.Project | None] | None, problems: list[Problem]
+) -> tuple[Registry | None, Path | None]:
+    """The registry the project file names (and its root, which is never crawled for specs),
+    even when other fields of that file are wrong, so that its models can still be checked."""
+    if loaded is None:
+        return None, None
+    doc, project = loaded
+    spec = doc.data.get("spec") if project is None else None
+    named = project.spec.registry if project is not None else (
+        spec.get("registry") if isinstance(spec, dict) else None)
+    if not isinstance(named, str) or not named:
+        return None, None  # the schema error says why
+    root = _root(directory, named)
+    registry = Registry(root)
+    try:
+        registry.check_root()
+    except RegistryError as exc:  # the project file points at a bad root
+        problems.append(doc.problem(("spec", "registry"), str(exc)))
+        return None, root
+    return registry, root
+
+
 def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
-    """Load and check everything; the project is None when any problem was found."""
+    """Load and check everything; the project is None when any problem was found.
+
+    A directory without a project file is refused at once: it is not a project, and crawling
+    it (a home directory, a whole repository) for YAML files would report only noise.
+    """
     directory = Path(directory)
-    problems: list[Problem] = []
     if not directory.is_dir():
-        problems.append(Problem(str(directory), 1, 1, "", "the project directory does not exist"))
-        return None, problems
-    loaded_project = _load_project_file(directory, problems)
-    project_doc, project = loaded_project if loaded_project else (None, None)
-    registry = None
-    skip: list[Path] = []
-    if project is not None:
-        root = registry_root(directory, project)
-        registry = Registry(root)
-        skip.append(root.resolve() if root.exists() else root)
-        try:
-            registry.check_root()
-        except RegistryError as exc:  # the project file points at a bad root
-            assert project_doc is not None
-            problems.append(project_doc.problem(("spec", "registry"), str(exc)))
-            registry = None
+        return None, [Problem(str(directory), 0, 0, "", "the project directory does not exist")]
+    if not (directory / PROJECT_FILE).is_file():
+        return None, [Problem(
+            str(directory), 0, 0, "",
+            f"there is no {PROJECT_FILE} in this directory, so it is not a declserve project "
+            "(name the project directory with -C DIR)",
+        )]
+    problems: list[Problem] = []
+    loaded = _load_project_file(directory / PROJECT_FILE, problems)
+    registry, root = _open_registry(directory, loaded, problems)
+    skip = [root.resolve()] if root is not None else []
     servings: list[LoadedServing] = []
+    parts: list[_Parts] = []
     for path in _discover(directory, skip):
         for doc in read_documents(path, problems):
-            servings.extend(_load_serving(doc, problems))
-    _cross_checks(servings, project, problems)
+            serving, found = _load_serving(doc, problems)
+            servings.extend([serving] if serving is not None else [])
+            parts.extend([found] if found is not None else [])
+    project = loaded[1] if loaded is not None else None
+    _cross_checks(parts, project, problems)
     if registry is not None:
-        for loaded in servings:
-            _check_registry(loaded, registry, problems)
-    if problems or project is None or registry is None or project_doc is None:
+        for found in parts:
+            _check_registry(found, registry, problems)
+    if problems or loaded is None or project is None or registry is None:
         return None, _sorted(problems)
-    return LoadedProject(directory, project, project_doc, tuple(servings), registry), []
+    return LoadedProject(directory, project, loaded[0], tuple(servings), registry), []
 
 
-def _load_serving(doc: Document, problems: list[Problem]) -> list[LoadedServing]:
+def _load_serving(
+    doc: Document, problems: list[Problem]
+) -> tuple[LoadedServing | None, _Parts | None]:
     if not isinstance(doc.data, dict):
-        problems.append(doc.problem((), "a document must be a mapping of fields, such as a Serving"))
-        return []
+        problems.append(
+            doc.problem((), "a document must be a mapping of fields, such as a Serving"))
+        return None, None
     if doc.data.get("kind") == "Project":
         problems.append(doc.problem(("kind",), f"a Project belongs in {PROJECT_FILE} only"))
-        return []
+        return None, None
     serving, found = schema_problems(doc, S.Serving)
     problems.extend(found)
-    return [LoadedServing(serving, doc)] if serving is not None else []
+    loaded = LoadedServing(serving, doc) if serving is not None else None
+    return loaded, _Parts.of(doc, serving)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -49,29 +49,52 @@ class RuleError(ValueError):
         self.field = field
 
 
+def _whole_numbers(value: Any) -> Any:
+    """JSON Schema's `integer` is any number without a fraction, so 2.0 is the number 2 (2.5 and
+    "2" are not); the specs take exactly what their published schema takes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
 class StrictModel(BaseModel):
-    """Unknown fields are errors, YAML keys are camelCase, and parsed specs never change."""
+    """Unknown fields are errors, YAML keys are camelCase, and parsed specs never change.
+
+    Strict, as the JSON Schema generated from these models is: no "2" for 2, no "yes" or 1 for
+    true. Enum fields relax it only to take their values as strings.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
-        populate_by_name=True,
+        # camelCase only, as the schema says: `inference_logging` is an unknown field
+        validate_by_alias=True,
+        validate_by_name=False,
         frozen=True,
-        strict=False,
+        strict=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _json_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: _whole_numbers(value) for key, value in data.items()}
+        return data
 
-class Tool(str, Enum):
+
+class Tool(StrEnum):
     DEFAULT = "default"
     KSERVE = "kserve"
 
 
-class DesiredState(str, Enum):
+class DesiredState(StrEnum):
     RUNNING = "running"
     STOPPED = "stopped"
 
 
-class LoggingMode(str, Enum):
+class LoggingMode(StrEnum):
     ALL = "all"
     MODEL_INPUTS = "model-inputs"
     PREDICTIONS = "predictions"
@@ -93,7 +116,7 @@ def parse_cpu(value: Any) -> Decimal:
         if not math.isfinite(value):
             raise ValueError("cpu must be a finite number of cores")
         value = repr(value) if isinstance(value, float) else str(value)
-    match = _QUANTITY.match(str(value).strip())
+    match = _QUANTITY.fullmatch(str(value))
     if not match or match.group(2) not in _CPU_SUFFIX:
         raise ValueError(f"cpu {value!r} is not a quantity such as 1, 0.5 or '500m'")
     cores = Decimal(match.group(1)) * _CPU_SUFFIX[match.group(2)]
@@ -108,7 +131,7 @@ def parse_memory(value: Any) -> int:
     """A Kubernetes memory quantity (`1Gi`, `512Mi`, `1G`, bytes) as a number of bytes."""
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("memory must be a quantity such as '512Mi' or '1Gi'")
-    match = _QUANTITY.match(str(value).strip())
+    match = _QUANTITY.fullmatch(str(value))
     if not match or match.group(2) not in _MEM_SUFFIX:
         raise ValueError(f"memory {value!r} is not a quantity such as '512Mi' or '1Gi'")
     try:
@@ -189,7 +212,7 @@ class ModelRef(StrictModel):
     name: Annotated[str, StringConstraints(pattern=MODEL_NAME, max_length=255)] = Field(
         description="Directory name under Models/ in the registry."
     )
-    version: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["latest"]] = Field(
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | Literal["latest"] = Field(
         description="A positive version number, or 'latest' (resolved and pinned in the plan)."
     )
 
@@ -213,7 +236,7 @@ class Batching(StrictModel):
     pad_variable_length_inputs: bool | None = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Batching":
+    def _coherent(self) -> Batching:
         if not self.enabled and self.parameters():
             raise RuleError(("enabled",), "batching parameters are set but enabled is false")
         sizes = self.allowed_batch_sizes
@@ -242,10 +265,10 @@ class InferenceLogging(StrictModel):
         default="create",
         description="'create' (declserve makes and owns the topic), 'none', or an existing topic.",
     )
-    mode: LoggingMode = LoggingMode.ALL
+    mode: LoggingMode = Field(default=LoggingMode.ALL, strict=False)
 
     @model_validator(mode="after")
-    def _mode_needs_topic(self) -> "InferenceLogging":
+    def _mode_needs_topic(self) -> InferenceLogging:
         if self.topic == "none" and "mode" in self.model_fields_set:
             raise RuleError(("mode",), "has no effect when topic is 'none'; remove it")
         return self
@@ -274,14 +297,19 @@ class Transformer(StrictModel):
 
 class Metadata(StrictModel):
     name: DnsLabel = Field(description="DNS-1123 label, unique in the project.")
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Copied onto the backend objects; Kubernetes label keys and values.",
+        # pydantic states the values' rules in the schema but not the keys'
+        json_schema_extra={"propertyNames": {"pattern": LABEL_KEY, "maxLength": 253}},
+    )
 
 
 class ServingSpec(StrictModel):
     model: ModelRef
     server: Literal["tensorflow-serving"] = "tensorflow-serving"
-    tool: Tool = Tool.DEFAULT
-    state: DesiredState = DesiredState.RUNNING
+    tool: Tool = Field(default=Tool.DEFAULT, strict=False)
+    state: DesiredState = Field(default=DesiredState.RUNNING, strict=False)
     instances: int = Field(default=1, ge=0, le=MAX_INSTANCES)
     batching: Batching = Field(default_factory=Batching)
     inference_logging: InferenceLogging | None = Field(
@@ -296,7 +324,7 @@ class ServingSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _kserve_only_features(self) -> "ServingSpec":
+    def _kserve_only_features(self) -> ServingSpec:
         if self.tool is not Tool.KSERVE:
             if self.instances == 0:
                 raise RuleError(("instances",), "0 (scale to zero) needs tool 'kserve'")
@@ -388,7 +416,7 @@ class ProjectSpec(StrictModel):
         description="Registry root holding Models/; relative paths are relative to declserve.yaml."
     )
     backend: Annotated[
-        Union[DockerBackend, KubernetesBackend], Field(discriminator="type")
+        DockerBackend | KubernetesBackend, Field(discriminator="type")
     ]
     kafka: Kafka | None = None
 

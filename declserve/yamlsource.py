@@ -1,12 +1,18 @@
 """YAML text to plain data, keeping where every key and value stood.
 
-Safe loading only: the node tree is composed with PyYAML's SafeLoader and turned into dicts, lists
-and scalars here, so that duplicate keys, non-string keys and unknown tags are refused with their
-line and column, and each path in the data keeps its position for later error messages.
+Safe loading only: the node tree is composed with PyYAML's safe parser and turned into dicts,
+lists and scalars here, so that duplicate keys, non-string keys, unknown tags and recursive
+anchors are refused with their line and column, and each path in the data keeps its position for
+later error messages. Plain scalars are read as YAML 1.2 (core schema), as editors and the JSON
+Schema see them: `yes`, `on`, `2024-01-01` and `1_000` are strings and `010` is ten, not the
+YAML 1.1 booleans, dates and octals PyYAML would make of them. The `<<` merge key is kept.
+This module knows nothing of specs.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +30,34 @@ _STD_TAGS = {
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:merge",
 }
 # libyaml's parser when PyYAML has it: composing is most of the time spent loading specs.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Aliases can make a small file expand enormously; specs are never this large.
+_PARSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Aliases can make a small file expand enormously; specs are never this large or this deep.
 MAX_NODES = 200_000
+MAX_DEPTH = 100
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$"
+)
+
+
+class _Core12Loader(_PARSER):  # type: ignore[valid-type,misc]
+    """The safe parser with the YAML 1.2 core schema's implicit types (plus the merge key)."""
+
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+for _tag, _regexp, _first in (
+    ("null", _NULL, ["~", "n", "N", ""]),
+    ("bool", _BOOL, list("tTfF")),
+    ("int", _INT, list("-+0123456789")),
+    ("float", _FLOAT, list("-+.0123456789")),
+    ("merge", re.compile(r"^(?:<<)$"), ["<"]),
+):
+    _Core12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp, _first)
 
 
 @dataclass
@@ -71,7 +102,7 @@ class _Walker:
     def __init__(self, doc: Document, problems: list[Problem]) -> None:
         self.doc = doc
         self.problems = problems
-        self.constructor = yaml.SafeLoader("")  # its SafeConstructor resolves scalars safely
+        self.constructor = yaml.SafeLoader("")  # its SafeConstructor flattens merge keys
         self.count = 0
 
     def fail(self, node: Node, path: Path_, message: str) -> None:
@@ -90,9 +121,9 @@ class _Walker:
             return None
         if isinstance(node, ScalarNode):
             try:
-                return self.constructor.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                self.fail(node, path, f"cannot read this value: {getattr(exc, 'problem', exc)}")
+                return scalar_value(node)
+            except ValueError as exc:
+                self.fail(node, path, f"cannot read this value: {exc}")
                 return None
         if isinstance(node, SequenceNode):
             return [self.walk(child, path + (i,)) for i, child in enumerate(node.value)]
@@ -107,7 +138,11 @@ class _Walker:
             if not isinstance(key_node, ScalarNode) or key_node.tag not in _STD_TAGS:
                 self.fail(key_node, path, "a key must be a plain string")
                 continue
-            key = self.constructor.construct_object(key_node)
+            try:
+                key = scalar_value(key_node)
+            except ValueError as exc:
+                self.fail(key_node, path, f"cannot read this key: {exc}")
+                continue
             if not isinstance(key, str):
                 self.fail(key_node, path, f"the key {key_node.value!r} must be a string (quote it)")
                 continue
@@ -125,6 +160,66 @@ class _TooLarge(Exception):
         self.node = node
 
 
+def scalar_value(node: ScalarNode) -> Any:
+    """A scalar as YAML 1.2's core schema reads it; ValueError when its tag does not fit."""
+    kind = node.tag.rsplit(":", 1)[-1]
+    text = node.value
+    if kind == "str":
+        return text
+    if kind == "null" and _NULL.match(text):
+        return None
+    if kind == "bool" and _BOOL.match(text):
+        return text.lower() == "true"
+    if kind == "int" and _INT.match(text):
+        base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
+        return int(text[2:] if base != 10 else text, base)
+    if kind == "float" and _FLOAT.match(text):
+        lowered = text.lower()
+        if lowered.endswith(".nan"):
+            return math.nan
+        if lowered.endswith(".inf"):
+            return -math.inf if text.startswith("-") else math.inf
+        return float(text)
+    if kind == "merge":
+        return text
+    raise ValueError(f"{text!r} is not a YAML {kind}")
+
+
+def _recursion(node: Node) -> tuple[tuple[int, int], Path_, str] | None:
+    """Where the node graph loops back on itself (an alias inside its own anchor) or nests too
+    deeply, found before anything walks it: PyYAML composes such an alias into a cycle of nodes.
+
+    Nodes already seen whole are skipped, so shared aliases cost one visit, not an expansion.
+    """
+    done: set[int] = set()
+    open_: set[int] = set()
+
+    def visit(n: Node, at: tuple[int, int], p: Path_, depth: int) -> Any:
+        if id(n) in done or isinstance(n, ScalarNode):
+            return None
+        if id(n) in open_:
+            line, column = _mark(n)
+            return (at, p, "a recursive YAML anchor: this alias refers to the anchor at "
+                           f"line {line}, column {column}, which contains it")
+        if depth > MAX_DEPTH:
+            return (at, p, f"the document nests more than {MAX_DEPTH} levels deep")
+        open_.add(id(n))
+        if isinstance(n, SequenceNode):
+            children = [(child, _mark(n), p + (i,)) for i, child in enumerate(n.value)]
+        else:  # a mapping: an alias used as a value is reported at its key
+            children = [(v, _mark(k), p + (str(k.value),)) for k, v in n.value]
+        for child, child_at, child_path in children:
+            found = visit(child, child_at, child_path, depth + 1)
+            if found is not None:
+                return found
+        open_.discard(id(n))
+        done.add(id(n))
+        return None
+
+    found: tuple[tuple[int, int], Path_, str] | None = visit(node, _mark(node), (), 0)
+    return found
+
+
 def _decode(path: Path, raw: bytes, problems: list[Problem]) -> str | None:
     try:
         text = raw.decode("utf-8-sig")
@@ -133,7 +228,8 @@ def _decode(path: Path, raw: bytes, problems: list[Problem]) -> str | None:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         problems.append(
-            Problem(str(path), line, column, "", f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
+            Problem(str(path), line, column, "",
+                    f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
         )
         return None
     if "\x00" in text:
@@ -165,16 +261,22 @@ def read_documents(path: Path, problems: list[Problem]) -> list[Document]:
         return []
     docs: list[Document] = []
     try:
-        for index, node in enumerate(yaml.compose_all(text, Loader=_LOADER)):
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Core12Loader)):
             if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
                 continue  # an empty document between separators, as kubectl allows
             line, column = _mark(node)
             doc = Document(path, index, None, line, column)
+            loop = _recursion(node)
+            if loop is not None:
+                (line, column), at, message = loop
+                problems.append(Problem(str(path), line, column, format_path(at), message))
+                continue
             try:
                 doc.data = _Walker(doc, problems).walk(node, ())
             except _TooLarge as big:
-                l, c = _mark(big.node)
-                problems.append(Problem(str(path), l, c, "", "the document expands to too many values"))
+                line, column = _mark(big.node)
+                problems.append(Problem(str(path), line, column, "",
+                                        "the document expands to too many values"))
                 continue
             docs.append(doc)
     except yaml.YAMLError as exc:

@@ -1,7 +1,8 @@
 """Every project under tests/invalid/ is rejected with the right file, line, column and field.
 
 Each case directory holds a project with one mistake and an EXPECT file: the start of the
-error line `validate` must print (paths relative to the case directory).
+error line `validate` must print after `declserve: error: ` (paths relative to the case
+directory).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ def test_corpus_is_large_enough() -> None:
 def test_invalid_project_is_rejected_at_the_right_place(
     case: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    expected = (case / "EXPECT").read_text().strip()
+    expected = "declserve: error: " + (case / "EXPECT").read_text().strip()
     monkeypatch.chdir(case)
     assert main(["validate", "-C", "."]) == 1
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert any(line.startswith(expected) for line in lines), f"wanted {expected!r}, got {lines}"
-    assert all(line.count("\n") == 0 and line for line in lines)
-    assert "Traceback" not in err
+    assert lines and all(line.startswith("declserve: error: ") for line in lines), lines
+    assert "Traceback" not in err and out == ""
 
 
 @pytest.mark.parametrize("case", CASES[:5], ids=[c.name for c in CASES[:5]])
@@ -64,3 +65,4 @@ def test_the_installed_command_exits_1_on_an_invalid_project() -> None:
     )
     assert run.returncode == 1
     assert "spec.instances: duplicate key 'instances'" in run.stderr
+    assert run.stderr.startswith("declserve: error: ") and "/s.yaml:10:3: " in run.stderr
