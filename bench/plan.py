@@ -50,7 +50,9 @@ def _child_run(command: list[str]) -> tuple[float, int, str]:
         "r = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "print(json.dumps([w, r, p.returncode, p.stdout[-2000:], p.stderr[-2000:]]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True
+    )
     wall, rss, code, stdout, stderr = json.loads(out.stdout)
     if code not in (0, 2):
         raise SystemExit(f"{command[:4]} failed ({code}): {stderr}")
@@ -78,7 +80,9 @@ def _in_process(project: Path, name: str) -> tuple[float, float, float]:
         ws.plan(ws.observe())
 
     def floor_once() -> None:
-        docker.from_env().containers.list(all=True, filters={"label": f"declserve.io/project={name}"})
+        docker.from_env().containers.list(
+            all=True, filters={"label": f"declserve.io/project={name}"}
+        )
 
     timings = []
     for fn in (plan_once, floor_once, plan_unprobed_once):
@@ -93,9 +97,16 @@ def _in_process(project: Path, name: str) -> tuple[float, float, float]:
 
 
 def _image() -> str:
-    return subprocess.run(
-        ["bash", str(ROOT / "testinfra/tfserving-double/build.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    return (
+        subprocess.run(
+            ["bash", str(ROOT / "testinfra/tfserving-double/build.sh")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 def bench_engine() -> None:
@@ -108,7 +119,8 @@ def bench_engine() -> None:
         "apiVersion: declserve.io/v1\nkind: Project\n"
         f"metadata: {{name: {name}}}\n"
         "spec:\n  registry: registry\n  backend:\n    type: docker\n"
-        f"    image: {_image()}\n    stateDir: {base / 'state'}\n    pullPolicy: never\n    pollSeconds: 1\n"
+        f"    image: {_image()}\n    stateDir: {base / 'state'}\n"
+        "    pullPolicy: never\n    pollSeconds: 1\n"
     )
     for i in range(SERVINGS):
         (project / "servings" / f"s{i}.yaml").write_text(
@@ -119,31 +131,57 @@ def bench_engine() -> None:
     cli = [sys.executable, "-m", "declserve.cli"]
     try:
         print(f"setting up {SERVINGS} servings on the Docker engine ...", flush=True)
-        subprocess.run([*cli, "apply", "-C", str(project), "--auto-approve", "--no-color"],
-                       check=True, capture_output=True, cwd=ROOT)
-        plan_wall, plan_rss, plan_out = _measure([*cli, "plan", "-C", str(project), "--detailed-exitcode", "--no-color"])
+        subprocess.run(
+            [*cli, "apply", "-C", str(project), "--auto-approve", "--no-color"],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        plan_wall, plan_rss, plan_out = _measure(
+            [*cli, "plan", "-C", str(project), "--detailed-exitcode", "--no-color"]
+        )
         assert "No changes." in plan_out, plan_out
         floor_wall, floor_rss, floor_out = _measure([sys.executable, "-c", FLOOR, name])
         assert floor_out.strip() == str(SERVINGS), floor_out
         print(f"plan, {SERVINGS} servings, real engine (median of {RUNS} runs, whole process):")
         print(f"  plan   wall {plan_wall * 1000:8.0f} ms   peak RSS {plan_rss / 1024:6.1f} MiB")
-        print(f"  floor  wall {floor_wall * 1000:8.0f} ms   peak RSS {floor_rss / 1024:6.1f} MiB"
-              "   (docker SDK: list + inspect the same containers)")
-        print(f"  ratio  wall {plan_wall / floor_wall:8.2f} x    memory {plan_rss / floor_rss:5.2f} x")
+        print(
+            f"  floor  wall {floor_wall * 1000:8.0f} ms   peak RSS {floor_rss / 1024:6.1f} MiB"
+            "   (docker SDK: list + inspect the same containers)"
+        )
+        print(
+            f"  ratio  wall {plan_wall / floor_wall:8.2f} x    memory {plan_rss / floor_rss:5.2f} x"
+        )
         warm_plan, warm_floor, warm_unprobed = _in_process(project, name)
-        print(f"plan, {SERVINGS} servings, in one warm process (imports done; median of {RUNS} runs):")
-        print(f"  plan   {warm_plan * 1000:8.0f} ms   (load specs, read containers and servers, diff)")
-        print(f"  floor  {warm_floor * 1000:8.0f} ms   (docker SDK: list + inspect the same containers)")
+        print(
+            f"plan, {SERVINGS} servings, in one warm process (imports done; median of {RUNS} runs):"
+        )
+        print(
+            f"  plan   {warm_plan * 1000:8.0f} ms   (load specs, read containers and servers, diff)"
+        )
+        print(
+            f"  floor  {warm_floor * 1000:8.0f} ms   "
+            "(docker SDK: list + inspect the same containers)"
+        )
         print(f"  ratio  {warm_plan / warm_floor:8.2f} x")
-        print(f"  plan without asking the {SERVINGS} servers for their versions: {warm_unprobed * 1000:.0f} ms, "
-              f"ratio {warm_unprobed / warm_floor:.2f} x (the servers here are the Python double)")
+        print(
+            f"  plan without asking the {SERVINGS} servers for their versions: "
+            f"{warm_unprobed * 1000:.0f} ms, "
+            f"ratio {warm_unprobed / warm_floor:.2f} x (the servers here are the Python double)"
+        )
     finally:
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=declserve.io/project={name}"],
-                             capture_output=True, text=True).stdout.split()
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=declserve.io/project={name}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
-        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=declserve.io/history={name}"],
-                                 capture_output=True, text=True).stdout.split()
+        volumes = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=declserve.io/history={name}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if volumes:
             subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -152,16 +190,34 @@ def bench_engine() -> None:
 def synthetic(n: int) -> tuple[list[DesiredResource], LiveState]:
     desired, servings = [], {}
     for i in range(n):
-        replica = {"image": "tensorflow/serving:2.19.1", "running": True, "modelDir": f"/r/Models/m{i % 7}",
-                   "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}, "batching": False,
-                   "restartPolicy": "unless-stopped", "args": ["--port=8500", "--rest_api_port=8501"],
-                   "labels": {"team": "t"}}
+        replica = {
+            "image": "tensorflow/serving:2.19.1",
+            "running": True,
+            "modelDir": f"/r/Models/m{i % 7}",
+            "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0},
+            "batching": False,
+            "restartPolicy": "unless-stopped",
+            "args": ["--port=8500", "--rest_api_port=8501"],
+            "labels": {"team": "t"},
+        }
         essence = {"model": {"name": f"m{i % 7}", "version": 2}}
         desired.append(DesiredResource("serving", f"s{i}", essence, replica, 2))
         live_essence = {"model": {"name": f"m{i % 7}", "version": 1 if i % 10 == 0 else 2}}
         reps = tuple(
-            LiveReplica(f"s{i}-{k}", f"id{i}-{k}", k, True, "running",
-                        {**replica, "resources": {**replica["resources"], "cpu": "2" if (i % 10 == 5 and k) else "1"}})
+            LiveReplica(
+                f"s{i}-{k}",
+                f"id{i}-{k}",
+                k,
+                True,
+                "running",
+                {
+                    **replica,
+                    "resources": {
+                        **replica["resources"],
+                        "cpu": "2" if (i % 10 == 5 and k) else "1",
+                    },
+                },
+            )
             for k in range(2)
         )
         servings[f"s{i}"] = LiveServing(f"s{i}", live_essence, reps)
@@ -171,7 +227,13 @@ def synthetic(n: int) -> tuple[list[DesiredResource], LiveState]:
 def bench_diff(n: int) -> None:
     desired, live = synthetic(n)
     start = time.process_time()
-    plan = make_plan(project="p", backend="b", desired=desired, live=live, replace_fields=frozenset({"model.name"}))
+    plan = make_plan(
+        project="p",
+        backend="b",
+        desired=desired,
+        live=live,
+        replace_fields=frozenset({"model.name"}),
+    )
     cpu = time.process_time() - start
     assert len(plan.changes) == n // 5, len(plan.changes)
     start = time.process_time()
@@ -182,8 +244,10 @@ def bench_diff(n: int) -> None:
     )
     floor = time.process_time() - start
     assert equal == n - n // 5
-    print(f"diff, {n:>6} synthetic servings: make_plan {cpu * 1000:8.1f} ms CPU   "
-          f"floor (equality only) {floor * 1000:6.1f} ms   ratio {cpu / max(floor, 1e-6):6.1f} x")
+    print(
+        f"diff, {n:>6} synthetic servings: make_plan {cpu * 1000:8.1f} ms CPU   "
+        f"floor (equality only) {floor * 1000:6.1f} ms   ratio {cpu / max(floor, 1e-6):6.1f} x"
+    )
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from declserve.errors import DeclserveError
 from declserve.plan import Action, Plan, ResourceChange
@@ -28,7 +28,7 @@ RunChange = Callable[[ResourceChange, ApplyContext], None]
 _TICK = 0.2  # how often the waiting loop looks at the stop flag
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     DONE = "done"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
@@ -67,8 +67,14 @@ def _failure(error: BaseException) -> tuple[Status, str]:
     return Status.FAILED, f"{type(error).__name__}: {error}"
 
 
-def execute_plan(plan: Plan, run: RunChange, *, parallelism: int, event: Event,
-                 stop: threading.Event | None = None) -> list[Outcome]:
+def execute_plan(
+    plan: Plan,
+    run: RunChange,
+    *,
+    parallelism: int,
+    event: Event,
+    stop: threading.Event | None = None,
+) -> list[Outcome]:
     """Carry out every change; never raises for a failed change, reports it instead."""
     stop = stop or threading.Event()
     deps = dependencies(plan)
@@ -96,8 +102,11 @@ def execute_plan(plan: Plan, run: RunChange, *, parallelism: int, event: Event,
                 if stop.is_set():
                     skip(address, "apply was interrupted")
                     continue
-                failed = sorted(d for d in deps[address]
-                                if d in outcomes and outcomes[d].status is not Status.DONE)
+                failed = sorted(
+                    d
+                    for d in deps[address]
+                    if d in outcomes and outcomes[d].status is not Status.DONE
+                )
                 if failed:
                     skip(address, f"{', '.join(failed)} did not complete")
                 elif all(d in outcomes for d in deps[address]) and len(running) < parallelism:

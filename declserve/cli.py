@@ -56,36 +56,66 @@ def _duration(text: str) -> float:
 
 def _change_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune", action="store_true", help="delete servings that have no spec")
-    p.add_argument("--delete-topics", action="store_true",
-                   help="delete managed topics no serving logs to (their records are lost)")
-    p.add_argument("--allow-empty", action="store_true",
-                   help="allow --prune to delete every serving of the project")
-    p.add_argument("--target", action="append", metavar="NAME",
-                   help="only this serving and what it depends on (repeatable)")
+    p.add_argument(
+        "--delete-topics",
+        action="store_true",
+        help="delete managed topics no serving logs to (their records are lost)",
+    )
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="allow --prune to delete every serving of the project",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="NAME",
+        help="only this serving and what it depends on (repeatable)",
+    )
     p.add_argument("--no-color", action="store_true", help="never colour the output")
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-approve", action="store_true", help="do not ask before applying")
-    p.add_argument("--parallelism", type=_positive, default=10, metavar="N",
-                   help="changes carried out at once (default 10)")
-    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
-                   help="wait this long (30s, 5m, 1h30m) for another run's lock (default 0s)")
+    p.add_argument(
+        "--parallelism",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="changes carried out at once (default 10)",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="wait this long (30s, 5m, 1h30m) for another run's lock (default 0s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="declserve", description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="declserve",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"declserve {__version__}")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     # --debug is accepted after the subcommand too; SUPPRESS keeps a subcommand from resetting
     # what was given before it.
     debug = _Parser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show a traceback on errors")
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show a traceback on errors"
+    )
     common = _Parser(add_help=False, parents=[debug])
-    common.add_argument("-C", dest="directory", default=".", metavar="DIR",
-                        help="project directory holding declserve.yaml (default: .)")
+    common.add_argument(
+        "-C",
+        dest="directory",
+        default=".",
+        metavar="DIR",
+        help="project directory holding declserve.yaml (default: .)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", parents=[common], help="check the specs without a backend")
@@ -96,13 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the plan as JSON")
     out.add_argument("--markdown", action="store_true", help="print Markdown for a pull request")
-    p.add_argument("--detailed-exitcode", action="store_true",
-                   help="exit 2 when there are changes, 0 when none, 1 on error")
-    p.add_argument("--out", metavar="FILE",
-                   help="save the plan for `declserve apply FILE`")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes, 0 when none, 1 on error",
+    )
+    p.add_argument("--out", metavar="FILE", help="save the plan for `declserve apply FILE`")
     p.add_argument("--lock", action="store_true", help="hold the project lock while planning")
-    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
-                   help="with --lock: wait this long for another run's lock")
+    p.add_argument(
+        "--lock-timeout",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="with --lock: wait this long for another run's lock",
+    )
     _change_flags(p)
     p.set_defaults(func=commands.plan)
 
@@ -114,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("destroy", parents=[common], help="delete every serving of the project")
     p.add_argument("--delete-topics", action="store_true", help="also delete the managed topics")
-    p.add_argument("--target", action="append", metavar="NAME",
-                   help="only this serving (repeatable)")
+    p.add_argument(
+        "--target", action="append", metavar="NAME", help="only this serving (repeatable)"
+    )
     p.add_argument("--no-color", action="store_true", help="never colour the output")
     _apply_flags(p)
     p.set_defaults(func=commands.destroy, prune=True, allow_empty=True)
@@ -123,14 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="state, versions, instances, endpoints")
     p.add_argument("name", nargs="?", help="one serving (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="also list each member (replica, pod) with its own address")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also list each member (replica, pod) with its own address",
+    )
     p.set_defaults(func=commands.status)
 
     p = sub.add_parser("logs", parents=[common], help="show a serving's logs")
     p.add_argument("name", help="the serving")
     p.add_argument("--tail", type=_positive, default=100, metavar="N", help="lines per member")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
+    p.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C"
+    )
     p.set_defaults(func=commands.logs)
 
     p = sub.add_parser("force-unlock", parents=[common], help="remove a lock left by a dead run")
@@ -144,8 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[common], help="adopt a serving started by hand")
     p.add_argument("name", help="the serving: objects made by hand named NAME (or NAME-<n>)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask before adopting")
-    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION",
-                   help="wait this long for another run's lock (default 0s)")
+    p.add_argument(
+        "--lock-timeout",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="wait this long for another run's lock (default 0s)",
+    )
     p.set_defaults(func=commands.import_)
 
     p = sub.add_parser("unprotect", parents=[common], help="lift a serving's protection")
@@ -153,10 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.unprotect)
 
     p = sub.add_parser("schema", parents=[debug], help="print the JSON Schema of a kind")
-    p.add_argument("kind", nargs="?", metavar="KIND",
-                   help="Serving, Project or Plan, in any case (default: all, as one JSON object)")
-    p.add_argument("--write", metavar="DIR",
-                   help="write the schema file of KIND (default: of every kind) into DIR")
+    p.add_argument(
+        "kind",
+        nargs="?",
+        metavar="KIND",
+        help="Serving, Project or Plan, in any case (default: all, as one JSON object)",
+    )
+    p.add_argument(
+        "--write",
+        metavar="DIR",
+        help="write the schema file of KIND (default: of every kind) into DIR",
+    )
     p.set_defaults(func=commands.schema)
     return parser
 
@@ -174,11 +230,15 @@ def _check_paths(args: argparse.Namespace) -> None:
         if path.is_dir():
             raise _BadPath(f"--out: {out!r} is a directory, not a file name")
         if not parent.is_dir():
-            raise _BadPath(f"--out: cannot save the plan to {out!r}: "
-                           f"the directory {str(parent)!r} does not exist")
+            raise _BadPath(
+                f"--out: cannot save the plan to {out!r}: "
+                f"the directory {str(parent)!r} does not exist"
+            )
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise _BadPath(f"--out: cannot save the plan to {out!r}: "
-                           f"the directory {str(parent)!r} is not writable")
+            raise _BadPath(
+                f"--out: cannot save the plan to {out!r}: "
+                f"the directory {str(parent)!r} is not writable"
+            )
     write = getattr(args, "write", None)
     if write and not Path(write).is_dir():
         what = "is not a directory" if Path(write).exists() else "does not exist"

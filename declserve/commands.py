@@ -31,7 +31,11 @@ class StalePlan(DeclserveError):
 
 
 def _colour(args: argparse.Namespace) -> bool:
-    return sys.stdout.isatty() and not getattr(args, "no_color", False) and "NO_COLOR" not in os.environ
+    return (
+        sys.stdout.isatty()
+        and not getattr(args, "no_color", False)
+        and "NO_COLOR" not in os.environ
+    )
 
 
 def _targets(args: argparse.Namespace) -> frozenset[str] | None:
@@ -98,8 +102,9 @@ def plan(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
 
     def make() -> Plan:
-        return ws.plan(ws.observe(), guards=_guards(args), targets=_targets(args),
-                       allow_empty=args.allow_empty)
+        return ws.plan(
+            ws.observe(), guards=_guards(args), targets=_targets(args), allow_empty=args.allow_empty
+        )
 
     if args.lock:
         with project_lock(ws.backend, "plan", args.lock_timeout):
@@ -111,8 +116,11 @@ def plan(args: argparse.Namespace) -> int:
         from declserve import savedplan
         from declserve.errors import shell_command
 
-        options = {"prune": args.prune, "delete_topics": args.delete_topics,
-                   "targets": sorted(args.target or [])}
+        options = {
+            "prune": args.prune,
+            "delete_topics": args.delete_topics,
+            "targets": sorted(args.target or []),
+        }
         try:
             savedplan.write(Path(args.out), result, ws.desired, options)
         except OSError as exc:
@@ -150,17 +158,26 @@ class _Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set():
-            print("\nTwo interrupts received: exiting at once. Changes in progress may be left "
-                  "half done, and the project lock may be left behind; `declserve force-unlock "
-                  "ID` clears it.", file=sys.stderr, flush=True)
+            print(
+                "\nTwo interrupts received: exiting at once. Changes in progress may be left "
+                "half done, and the project lock may be left behind; `declserve force-unlock "
+                "ID` clears it.",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(130)
         self.stop.set()
-        print("\nInterrupt received: no new step will start; waiting for the running steps to "
-              "finish (press Ctrl-C again to exit at once).", file=sys.stderr, flush=True)
+        print(
+            "\nInterrupt received: no new step will start; waiting for the running steps to "
+            "finish (press Ctrl-C again to exit at once).",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def _execute(ws: Workspace, result: Plan, args: argparse.Namespace,
-             interrupts: _Interrupts) -> list[Outcome]:
+def _execute(
+    ws: Workspace, result: Plan, args: argparse.Namespace, interrupts: _Interrupts
+) -> list[Outcome]:
     tty = sys.stdout.isatty()
     lock = threading.Lock()  # events come from worker threads; one whole line at a time
 
@@ -170,8 +187,9 @@ def _execute(ws: Workspace, result: Plan, args: argparse.Namespace,
             sys.stdout.write(f"{stamp}{address}: {message}\n")
             sys.stdout.flush()
 
-    return execute_plan(result, ws.runner(), parallelism=args.parallelism, event=event,
-                        stop=interrupts.stop)
+    return execute_plan(
+        result, ws.runner(), parallelism=args.parallelism, event=event, stop=interrupts.stop
+    )
 
 
 def _finish(outcomes: list[Outcome], interrupted: bool) -> int:
@@ -183,8 +201,9 @@ def _finish(outcomes: list[Outcome], interrupted: bool) -> int:
     return 1 if failed else 0
 
 
-def _run(ws: Workspace, result: Plan, args: argparse.Namespace, operation: str,
-         lock: LockInfo) -> int:
+def _run(
+    ws: Workspace, result: Plan, args: argparse.Namespace, operation: str, lock: LockInfo
+) -> int:
     with _Interrupts() as interrupts:
         outcomes = _execute(ws, result, args, interrupts)
     interrupted = interrupts.stop.is_set()
@@ -198,17 +217,21 @@ def _apply_saved(ws: Workspace, args: argparse.Namespace) -> int:
     path = Path(args.planfile)
     saved, desired, _options = savedplan.read(path)
     if saved.project != ws.project.name:
-        raise InputError.one(f"the plan is for project {saved.project!r}, not {ws.project.name!r}",
-                             file=str(path))
+        raise InputError.one(
+            f"the plan is for project {saved.project!r}, not {ws.project.name!r}", file=str(path)
+        )
     if saved.backend != ws.backend.identity():
-        raise InputError.one(f"the plan is for backend {saved.backend}, not "
-                             f"{ws.backend.identity()}", file=str(path))
+        raise InputError.one(
+            f"the plan is for backend {saved.backend}, not {ws.backend.identity()}", file=str(path)
+        )
     ws.desired = desired
     with project_lock(ws.backend, "apply", args.lock_timeout) as lock:
         live = ws.observe()
         if live.fingerprint() != saved.live_fingerprint:
-            raise StalePlan(f"{path}: the plan is stale: the live state changed since it was "
-                            "made; run plan again")
+            raise StalePlan(
+                f"{path}: the plan is stale: the live state changed since it was "
+                "made; run plan again"
+            )
         print(render.render_text(saved, _colour(args)), end="")
         if saved.summary.empty:
             return 0
@@ -224,15 +247,21 @@ def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     operation = "destroy" if destroy else "apply"
     with project_lock(ws.backend, operation, args.lock_timeout) as lock:
         live = ws.observe()
-        result = ws.plan(live, guards=_guards(args), targets=_targets(args),
-                         allow_empty=args.allow_empty, destroy=destroy)
+        result = ws.plan(
+            live,
+            guards=_guards(args),
+            targets=_targets(args),
+            allow_empty=args.allow_empty,
+            destroy=destroy,
+        )
         print(render.render_text(result, _colour(args)), end="")
         if result.summary.empty:
             ws.record(result, [], operation, lock)
             return 0
         question = "destroy these servings" if destroy else "perform these actions"
         if not args.auto_approve and not _confirm(
-                f"\nDo you want to {question}? Only 'yes' will be accepted:"):
+            f"\nDo you want to {question}? Only 'yes' will be accepted:"
+        ):
             print("Cancelled; nothing was changed.", file=sys.stderr)
             return 1
         return _run(ws, result, args, operation, lock)
@@ -254,7 +283,9 @@ def force_unlock(args: argparse.Namespace) -> int:
         raise InputError.one(
             f"{args.lock_id!r} does not match the id of the lock on this project "
             f"({holder.holder()}); `declserve force-unlock` needs the id that the lock error "
-            "shows", field="ID")
+            "shows",
+            field="ID",
+        )
     ws.backend.unlock(holder.id)
     print(f"Removed {holder.describe()}")
     return 0
@@ -271,8 +302,10 @@ def history(args: argparse.Namespace) -> int:
     for e in entries:
         s = e["summary"]
         when = e["time"][:19].replace("T", " ")
-        print(f"{when}  {e['outcome']:<11}  {e['operation']:<10}  {e['user']}@{e['host']}  "
-              f"commit {e.get('commit') or '-'}  +{s['add']} ~{s['change']} -{s['destroy']}")
+        print(
+            f"{when}  {e['outcome']:<11}  {e['operation']:<10}  {e['user']}@{e['host']}  "
+            f"commit {e.get('commit') or '-'}  +{s['add']} ~{s['change']} -{s['destroy']}"
+        )
     return 0
 
 
@@ -281,30 +314,38 @@ def import_(args: argparse.Namespace) -> int:
     from declserve.spec import DNS1123_LABEL
 
     if not re.match(DNS1123_LABEL, args.name):
-        raise InputError.one(f"{args.name!r} is not a DNS-1123 label, so it cannot name a serving",
-                             field="NAME")
+        raise InputError.one(
+            f"{args.name!r} is not a DNS-1123 label, so it cannot name a serving", field="NAME"
+        )
     ws = Workspace.open(Path(args.directory))
     if args.name in ws.desired:
-        raise importer.ImportRefused(f"serving {args.name!r} already has a spec "
-                                     f"({ws.desired[args.name].source})")
+        raise importer.ImportRefused(
+            f"serving {args.name!r} already has a spec ({ws.desired[args.name].source})"
+        )
     with project_lock(ws.backend, "import", args.lock_timeout) as lock:
         if f"{ws.backend.kind}.{args.name}" in ws.observe().resources:
-            raise importer.ImportRefused(f"serving {args.name!r} is already managed by this project")
+            raise importer.ImportRefused(
+                f"serving {args.name!r} is already managed by this project"
+            )
         found = ws.backend.find_adoption(args.name)
         if found is None:
-            raise importer.ImportRefused(f"nothing named {args.name} made by hand was found on "
-                                         f"{ws.backend.identity()}")
+            raise importer.ImportRefused(
+                f"nothing named {args.name} made by hand was found on {ws.backend.identity()}"
+            )
         path = importer.spec_path(ws.project, args.name)
         if path.exists():
             raise importer.ImportRefused(f"{path} exists already")
         desired = importer.desired_of(found.document, ws.project, path)
-        print(f"Adopting {args.name!r} (model {desired.spec.model.name} version {desired.version}, "
-              f"{desired.spec.instances} instance(s)); declserve will:")
+        print(
+            f"Adopting {args.name!r} (model {desired.spec.model.name} version {desired.version}, "
+            f"{desired.spec.instances} instance(s)); declserve will:"
+        )
         for line in found.preview:
             print(f"  - {line}")
         print(f"  - write {path}")
         if not getattr(args, "auto_approve", False) and not _confirm(
-                "\nDo you want to adopt it? Only 'yes' will be accepted:"):
+            "\nDo you want to adopt it? Only 'yes' will be accepted:"
+        ):
             print("Cancelled; nothing was changed.", file=sys.stderr)
             return 1
         result = importer.adoption_plan(ws.project.name, ws.backend.identity(), desired)
@@ -319,7 +360,9 @@ def import_(args: argparse.Namespace) -> int:
 def unprotect(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
     if ws.backend.unprotect(args.name):
-        print(f"Serving {args.name!r} is no longer protected; --prune or destroy may now delete it.")
+        print(
+            f"Serving {args.name!r} is no longer protected; --prune or destroy may now delete it."
+        )
     else:
         print(f"Serving {args.name!r} was not protected.")
     return 0
@@ -329,8 +372,11 @@ def status(args: argparse.Namespace) -> int:
     from declserve.status import print_status, project_status
 
     ws = Workspace.open(Path(args.directory))
-    uses = {w.resource.name: w.resource.depends_on for w in ws.wanted().values()
-            if w.resource.kind == ws.backend.kind}
+    uses = {
+        w.resource.name: w.resource.depends_on
+        for w in ws.wanted().values()
+        if w.resource.kind == ws.backend.kind
+    }
     rows = project_status(ws.desired, ws.observe(tolerant=True), ws.backend.kind, uses, args.name)
     if args.name and not rows:
         raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")

@@ -90,8 +90,11 @@ def resolve_desired(project: LoadedProject) -> list[DesiredServing]:
         line = loaded.doc.position(("metadata", "name"))[0]
         where = os.path.relpath(loaded.doc.file, project.directory)
         topic, creates = topic_of(project.project, loaded.serving)
-        out.append(DesiredServing(loaded.serving, ModelSource(model.name, version),
-                                  f"{where}:{line}", topic, creates))
+        out.append(
+            DesiredServing(
+                loaded.serving, ModelSource(model.name, version), f"{where}:{line}", topic, creates
+            )
+        )
     if problems:
         raise InputError(problems)
     return sorted(out, key=lambda d: d.name)

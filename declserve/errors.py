@@ -25,6 +25,7 @@ def shell_command(subcommand: str, directory: str, *args: str) -> str:
     """A declserve command line that works when pasted in the current directory: with `-C DIR`
     when the project is elsewhere, every word quoted for a POSIX shell. `args` are paths or
     ids; a path that starts with '-' gets './' so that it is not read as a flag."""
+
     def word(text: str) -> str:
         return shlex.quote("./" + text if text.startswith("-") else text)
 

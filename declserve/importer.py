@@ -1,4 +1,4 @@
-"""`declserve import NAME`: what the command does around the backend's adoption of hand-made objects.
+"""`declserve import NAME`: what the command does around the backend's adoption of hand-made ones.
 
 The serving backend finds the objects and reads them back into a Serving document (each
 backend knows its own objects); here the document is checked against the registry, the spec
@@ -50,8 +50,10 @@ def schema_ref(path: Path, project: LoadedProject) -> str:
 
 
 def write_spec(path: Path, doc: dict[str, Any], schema: str) -> None:
-    header = (f"# yaml-language-server: $schema={schema}\n"
-              "# Written by `declserve import`; edit freely, it is yours now.\n")
+    header = (
+        f"# yaml-language-server: $schema={schema}\n"
+        "# Written by `declserve import`; edit freely, it is yours now.\n"
+    )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -60,8 +62,9 @@ def desired_of(doc: dict[str, Any], project: LoadedProject, path: Path) -> Desir
     version = project.registry.resolve(serving.spec.model.name, serving.spec.model.version)
     topic, creates = topic_of(project.project, serving)
     where = os.path.relpath(path, project.directory)
-    return DesiredServing(serving, ModelSource(serving.spec.model.name, version), f"{where}:1",
-                          topic, creates)
+    return DesiredServing(
+        serving, ModelSource(serving.spec.model.name, version), f"{where}:1", topic, creates
+    )
 
 
 def adoption_plan(project: str, backend: str, desired: DesiredServing) -> Plan:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Health(str, Enum):
+class Health(StrEnum):
     READY = "ready"
     PROGRESSING = "progressing"
     DEGRADED = "degraded"
@@ -103,7 +103,8 @@ class LiveState:
         """
         doc = {
             address: [r.essence, r.revision, r.health.state.value, r.protected]
-            for address, r in sorted(self.resources.items()) if r.managed
+            for address, r in sorted(self.resources.items())
+            if r.managed
         }
         text = json.dumps(doc, sort_keys=True, default=str)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -182,9 +182,10 @@ def _discover(directory: Path, skip: list[Path]) -> list[Path]:
     for root, dirs, names in os.walk(directory):
         here = Path(root)
         dirs[:] = sorted(
-            d for d in dirs
-            if not d.startswith(".") and not any(s == here / d or s in (here / d).parents
-                                                 for s in skip)
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and not any(s == here / d or s in (here / d).parents for s in skip)
         )
         for name in sorted(names):
             path = here / name
@@ -245,8 +246,9 @@ class _Parts:
     def of(cls, doc: Document, serving: S.Serving | None) -> _Parts:
         if serving is not None:
             spec = serving.spec
-            return cls(doc, serving.name, spec.model, spec.transformer, spec.tool,
-                       spec.inference_logging)
+            return cls(
+                doc, serving.name, spec.model, spec.transformer, spec.tool, spec.inference_logging
+            )
         data = doc.data
         return cls(
             doc,
@@ -340,8 +342,11 @@ def _open_registry(
         return None, None
     doc, project = loaded
     spec = doc.data.get("spec") if project is None else None
-    named = project.spec.registry if project is not None else (
-        spec.get("registry") if isinstance(spec, dict) else None)
+    named = (
+        project.spec.registry
+        if project is not None
+        else (spec.get("registry") if isinstance(spec, dict) else None)
+    )
     if not isinstance(named, str) or not named:
         return None, None  # the schema error says why
     root = _root(directory, named)
@@ -364,11 +369,16 @@ def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
     if not directory.is_dir():
         return None, [Problem(str(directory), 0, 0, "", "the project directory does not exist")]
     if not (directory / PROJECT_FILE).is_file():
-        return None, [Problem(
-            str(directory), 0, 0, "",
-            f"there is no {PROJECT_FILE} in this directory, so it is not a declserve project "
-            "(name the project directory with -C DIR)",
-        )]
+        return None, [
+            Problem(
+                str(directory),
+                0,
+                0,
+                "",
+                f"there is no {PROJECT_FILE} in this directory, so it is not a declserve project "
+                "(name the project directory with -C DIR)",
+            )
+        ]
     problems: list[Problem] = []
     loaded = _load_project_file(directory / PROJECT_FILE, problems)
     registry, root = _open_registry(directory, loaded, problems)
@@ -395,7 +405,8 @@ def _load_serving(
 ) -> tuple[LoadedServing | None, _Parts | None]:
     if not isinstance(doc.data, dict):
         problems.append(
-            doc.problem((), "a document must be a mapping of fields, such as a Serving"))
+            doc.problem((), "a document must be a mapping of fields, such as a Serving")
+        )
         return None, None
     if doc.data.get("kind") == "Project":
         problems.append(doc.problem(("kind",), f"a Project belongs in {PROJECT_FILE} only"))

@@ -46,9 +46,9 @@ class LockInfo:
             who=who,
             host=socket.gethostname(),
             pid=os.getpid(),
-            command=" ".join(
-                os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)
-            )[:500],
+            command=" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[
+                :500
+            ],
             since=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
@@ -57,8 +57,10 @@ class LockInfo:
 
     def holder(self) -> str:
         """Who holds it, without its id (which only the lock error shows)."""
-        return (f"held by {self.who}@{self.host} (pid {self.pid}, {self.operation}) "
-                f"since {self.since}: {self.command}")
+        return (
+            f"held by {self.who}@{self.host} (pid {self.pid}, {self.operation}) "
+            f"since {self.since}: {self.command}"
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -75,8 +77,10 @@ class LockHeld(DeclserveError):
 
     def hint(self, force_unlock: str) -> str:
         """What the user can do, given the force-unlock command line to paste."""
-        return ("wait for it with --lock-timeout (such as --lock-timeout 5m), "
-                f"or, if that run has died, remove the lock with: {force_unlock}")
+        return (
+            "wait for it with --lock-timeout (such as --lock-timeout 5m), "
+            f"or, if that run has died, remove the lock with: {force_unlock}"
+        )
 
 
 class Lockable(Protocol):
@@ -90,8 +94,10 @@ class Lockable(Protocol):
 
 
 def waiting_message(holder: LockInfo, timeout: float) -> str:
-    return (f"declserve: the project is locked; waiting up to {format_duration(timeout)} "
-            f"for {holder.describe()}")
+    return (
+        f"declserve: the project is locked; waiting up to {format_duration(timeout)} "
+        f"for {holder.describe()}"
+    )
 
 
 def _say_waiting(holder: LockInfo, timeout: float) -> None:

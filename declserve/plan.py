@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from declserve.errors import Conflict, DeclserveError
@@ -25,7 +25,7 @@ class EmptyPlanRefused(DeclserveError):
     """A plan that would delete every resource of a kind, without --allow-empty."""
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"
@@ -189,14 +189,21 @@ def _all_fields(essence: dict[str, Any], *, creating: bool) -> list[FieldChange]
     return [FieldChange(p, v, ABSENT) for p, v in flat]
 
 
-def _change(planner: Planner, desired: DesiredResource | None, live: LiveResource | None,
-            changes: list[FieldChange], depends_on: tuple[str, ...], reason: str = "") -> ResourceChange:
+def _change(
+    planner: Planner,
+    desired: DesiredResource | None,
+    live: LiveResource | None,
+    changes: list[FieldChange],
+    depends_on: tuple[str, ...],
+    reason: str = "",
+) -> ResourceChange:
     shape = planner.shape(desired, live, changes)
     some = desired or live
     assert some is not None
     why = "; ".join(r for r in (shape.reason, reason) if r)
-    return ResourceChange(some.kind, some.name, shape.action, tuple(changes), shape.steps,
-                          depends_on, why)
+    return ResourceChange(
+        some.kind, some.name, shape.action, tuple(changes), shape.steps, depends_on, why
+    )
 
 
 def _depths(desired: Iterable[DesiredResource]) -> dict[str, int]:
@@ -247,8 +254,9 @@ def make_plan(
         planner = planners[d.kind]
         have = live.get(d.address)
         if have is None:
-            changes.append(_change(planner, d, None, _all_fields(d.essence, creating=True),
-                                   d.depends_on))
+            changes.append(
+                _change(planner, d, None, _all_fields(d.essence, creating=True), d.depends_on)
+            )
             continue
         diffs = field_diff(have.essence, d.essence)
         if have.health.state is Health.DEGRADED:
@@ -260,8 +268,13 @@ def make_plan(
     for kind, planner in sorted(planners.items()):
         extra = [r for r in live.of_kind(kind).values() if r.address not in wanted and r.managed]
         allowed = planner.delete_guard in allowed_deletions
-        if (allowed and planner.guard_everything and extra and not allow_empty
-                and not any(d.kind == kind for d in desired)):
+        if (
+            allowed
+            and planner.guard_everything
+            and extra
+            and not allow_empty
+            and not any(d.kind == kind for d in desired)
+        ):
             raise EmptyPlanRefused(
                 f"the specs define no {kind}, so this would delete all {len(extra)} {kind}s "
                 f"of project {project!r} (an empty or wrong spec directory?); "
@@ -269,12 +282,15 @@ def make_plan(
             )
         for r in sorted(extra, key=lambda r: r.name):
             if allowed and r.protected:
-                warnings.append(f"{r.address} is protected and is kept; "
-                                f"`declserve unprotect {r.name}` lifts that")
+                warnings.append(
+                    f"{r.address} is protected and is kept; "
+                    f"`declserve unprotect {r.name}` lifts that"
+                )
             elif allowed:
                 why = "declserve destroy" if destroy else f"no spec for it; {planner.delete_guard}"
-                changes.append(_change(planner, None, r, _all_fields(r.essence, creating=False),
-                                       (), why))
+                changes.append(
+                    _change(planner, None, r, _all_fields(r.essence, creating=False), (), why)
+                )
             else:
                 warnings.append(planner.kept_warning(r))
     if targets is not None:
@@ -298,8 +314,9 @@ def make_plan(
     )
 
 
-def _only_targets(changes: list[ResourceChange], desired: list[DesiredResource],
-                  targets: frozenset[str]) -> list[ResourceChange]:
+def _only_targets(
+    changes: list[ResourceChange], desired: list[DesiredResource], targets: frozenset[str]
+) -> list[ResourceChange]:
     """The changes of the targets and of everything they depend on, transitively."""
     graph = {d.address: d.depends_on for d in desired}
     keep: set[str] = set()

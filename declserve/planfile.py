@@ -1,4 +1,4 @@
-"""The plan as a JSON document: `plan --json` prints it, and its schema is `schema/plan.schema.json`.
+"""The plan as a JSON document: `plan --json` prints it; its schema is `schema/plan.schema.json`.
 
 The shape follows Terraform's `resource_changes` closely enough that tools written for it feel
 at home: an address, `actions` (`["delete", "create"]` for a replace), and each changed field
@@ -96,10 +96,13 @@ def to_doc(plan: Plan) -> PlanDoc:
                 symbol=c.symbol,  # type: ignore[arg-type]
                 reason=c.reason,
                 depends_on=list(c.depends_on),
-                changes=[FieldChangeDoc(path=f.path, before=f.before, after=f.after)
-                         for f in c.changes],
-                steps=[StepDoc(op=s.op, target=s.target, detail=s.detail, text=s.text())
-                       for s in c.steps],
+                changes=[
+                    FieldChangeDoc(path=f.path, before=f.before, after=f.after) for f in c.changes
+                ],
+                steps=[
+                    StepDoc(op=s.op, target=s.target, detail=s.detail, text=s.text())
+                    for s in c.steps
+                ],
             )
             for c in plan.changes
         ],

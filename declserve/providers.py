@@ -54,8 +54,10 @@ def open_backend(project: LoadedProject) -> ServingBackend:
     name = project.project.spec.backend.type
     factory = _backends.get(name)
     if factory is None:
-        raise DeclserveError(f"the {name!r} backend is not available in this version "
-                             f"(available: {', '.join(sorted(_backends))})")
+        raise DeclserveError(
+            f"the {name!r} backend is not available in this version "
+            f"(available: {', '.join(sorted(_backends))})"
+        )
     return factory(project)
 
 

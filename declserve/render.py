@@ -8,7 +8,8 @@ pull-request comment: the summary first, the details folded.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from declserve.apply import Outcome, Status
 from declserve.plan import Action, FieldChange, Plan, ResourceChange

@@ -41,7 +41,9 @@ def _desired_doc(d: DesiredServing) -> dict[str, Any]:
     }
 
 
-def write(path: Path, plan: Plan, desired: dict[str, DesiredServing], options: dict[str, Any]) -> None:
+def write(
+    path: Path, plan: Plan, desired: dict[str, DesiredServing], options: dict[str, Any]
+) -> None:
     body = {
         "kind": KIND,
         "format_version": FORMAT,
@@ -72,12 +74,17 @@ def read(path: Path) -> tuple[Plan, dict[str, DesiredServing], dict[str, Any]]:
         raise _refuse(path, "is not a declserve plan file (made by `declserve plan --out`)")
     stated = body.pop("checksum", None)
     if stated != _checksum(body):
-        raise _refuse(path, "the plan file was changed after it was made (checksum mismatch); make a new plan")
+        raise _refuse(
+            path, "the plan file was changed after it was made (checksum mismatch); make a new plan"
+        )
     if body.get("format_version") != FORMAT:
         raise _refuse(path, f"plan file format {body.get('format_version')!r} is not {FORMAT!r}")
     if body.get("declserve_version") != __version__:
-        raise _refuse(path, f"the plan was made by declserve {body.get('declserve_version')}, "
-                            f"this is {__version__}; make a new plan")
+        raise _refuse(
+            path,
+            f"the plan was made by declserve {body.get('declserve_version')}, "
+            f"this is {__version__}; make a new plan",
+        )
     try:
         return _parse(body)
     except (KeyError, TypeError, ValueError) as exc:
@@ -91,10 +98,13 @@ def _parse(body: dict[str, Any]) -> tuple[Plan, dict[str, DesiredServing], dict[
         backend=doc["backend"],
         changes=tuple(
             ResourceChange(
-                rc["kind"], rc["name"], Action(rc["action"]),
+                rc["kind"],
+                rc["name"],
+                Action(rc["action"]),
                 tuple(FieldChange(c["path"], c["before"], c["after"]) for c in rc["changes"]),
                 tuple(Step(s["op"], s["target"], s["detail"]) for s in rc["steps"]),
-                tuple(rc["depends_on"]), rc["reason"],
+                tuple(rc["depends_on"]),
+                rc["reason"],
             )
             for rc in doc["resource_changes"]
         ),
@@ -105,6 +115,11 @@ def _parse(body: dict[str, Any]) -> tuple[Plan, dict[str, DesiredServing], dict[
     desired = {}
     for name, d in body["desired"].items():
         serving = Serving.model_validate(d["serving"])
-        desired[name] = DesiredServing(serving, ModelSource(serving.spec.model.name, d["version"]),
-                                       d["source"], d["topic"], d["createsTopic"])
+        desired[name] = DesiredServing(
+            serving,
+            ModelSource(serving.spec.model.name, d["version"]),
+            d["source"],
+            d["topic"],
+            d["createsTopic"],
+        )
     return plan, desired, body["options"]

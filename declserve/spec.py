@@ -102,8 +102,17 @@ class LoggingMode(StrEnum):
 
 _CPU_SUFFIX = {"m": Decimal("0.001"), "": Decimal(1)}
 _MEM_SUFFIX = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
 }
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")
 
@@ -244,16 +253,18 @@ class Batching(StrictModel):
             if sizes != sorted(set(sizes)):
                 raise RuleError(("allowedBatchSizes",), "must be strictly increasing")
             if self.max_batch_size is not None and sizes[-1] != self.max_batch_size:
-                raise RuleError(
-                    ("allowedBatchSizes",), "its last size must equal maxBatchSize"
-                )
+                raise RuleError(("allowedBatchSizes",), "its last size must equal maxBatchSize")
         return self
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that were set, by their TensorFlow Serving (snake_case) names."""
         names = (
-            "max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-            "num_batch_threads", "allowed_batch_sizes", "pad_variable_length_inputs",
+            "max_batch_size",
+            "batch_timeout_micros",
+            "max_enqueued_batches",
+            "num_batch_threads",
+            "allowed_batch_sizes",
+            "pad_variable_length_inputs",
         )
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
@@ -415,9 +426,7 @@ class ProjectSpec(StrictModel):
     registry: Annotated[str, StringConstraints(min_length=1)] = Field(
         description="Registry root holding Models/; relative paths are relative to declserve.yaml."
     )
-    backend: Annotated[
-        DockerBackend | KubernetesBackend, Field(discriminator="type")
-    ]
+    backend: Annotated[DockerBackend | KubernetesBackend, Field(discriminator="type")]
     kafka: Kafka | None = None
 
 

@@ -20,8 +20,13 @@ def _dependency(address: str, state: LiveState) -> dict[str, str]:
     return {"address": address, "state": "present" if address in state.resources else "absent"}
 
 
-def serving_status(name: str, desired: DesiredServing | None, live: LiveResource | None,
-                   state: LiveState, uses: tuple[str, ...] = ()) -> dict[str, Any]:
+def serving_status(
+    name: str,
+    desired: DesiredServing | None,
+    live: LiveResource | None,
+    state: LiveState,
+    uses: tuple[str, ...] = (),
+) -> dict[str, Any]:
     essence = live.essence if live else {}
     observed = live.observed if live else {}
     model = essence.get("model") or {}
@@ -45,8 +50,13 @@ def serving_status(name: str, desired: DesiredServing | None, live: LiveResource
     }
 
 
-def project_status(desired: dict[str, DesiredServing], live: LiveState, kind: str,
-                   uses: dict[str, tuple[str, ...]], only: str | None = None) -> list[dict[str, Any]]:
+def project_status(
+    desired: dict[str, DesiredServing],
+    live: LiveState,
+    kind: str,
+    uses: dict[str, tuple[str, ...]],
+    only: str | None = None,
+) -> list[dict[str, Any]]:
     """One row per serving; `uses` gives the addresses each serving depends on."""
     have = live.of_kind(kind)
     names = sorted(set(desired) | set(have))
@@ -63,9 +73,11 @@ def print_status(rows: list[dict[str, Any]], *, verbose: bool = False) -> None:
         topic = row["topic"] or "-"
         missing = [d for d in row["dependencies"] if d["state"] != "present"]
         topic += "".join(f" ({d['address']} {d['state']})" for d in missing)
-        print(f"{row['name']:<20} {row['state']:<8} {health:<11} model {row['model']} "
-              f"v{row['configuredVersion']} (served: {served})  "
-              f"instances {row['instancesReady']}/{wanted}  topic {topic}")
+        print(
+            f"{row['name']:<20} {row['state']:<8} {health:<11} model {row['model']} "
+            f"v{row['configuredVersion']} (served: {served})  "
+            f"instances {row['instancesReady']}/{wanted}  topic {topic}"
+        )
         if row["healthReason"]:
             print(f"{'':<20} {row['healthReason']}")
         for endpoint in row["endpoints"]:

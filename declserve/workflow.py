@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,27 @@ from declserve.provider import ApplyContext, Provider, ServingBackend, Wanted
 def git_commit(directory: Path) -> str | None:
     """The commit of the spec repository, with `+dirty` when files changed; None outside Git."""
     try:
-        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 class PlanRefused(DeclserveError):
-    """The specs ask for something the live systems cannot do (a missing topic, fewer partitions)."""
+    """The specs ask for what the live systems cannot do (a missing topic, fewer partitions)."""
 
 
 @dataclass
@@ -56,8 +64,9 @@ class Workspace:
     def open(cls, directory: Path) -> Workspace:
         project = load_project(directory)
         desired = {d.name: d for d in resolve_desired(project)}
-        return cls(project, providers.open_backend(project), providers.open_providers(project),
-                   desired)
+        return cls(
+            project, providers.open_backend(project), providers.open_providers(project), desired
+        )
 
     @property
     def providers(self) -> dict[str, Provider]:
@@ -93,8 +102,11 @@ class Workspace:
             if wanting is not None:
                 r = wanting.resource
                 deps = tuple(sorted({*r.depends_on, *needs}))
-                found[user] = Wanted(DesiredResource(r.kind, r.name, r.essence, deps),
-                                     wanting.serving, wanting.required_by)
+                found[user] = Wanted(
+                    DesiredResource(r.kind, r.name, r.essence, deps),
+                    wanting.serving,
+                    wanting.required_by,
+                )
         self._wanted = found
         return found
 
@@ -118,8 +130,11 @@ class Workspace:
             have = live.of_kind(SERVING_KIND)
             unknown = sorted(t for t in targets if t not in self.desired and t not in have)
             if unknown:
-                raise InputError.one(f"no serving named {', '.join(map(repr, unknown))} in the "
-                                     "specs or on the backend", field="--target")
+                raise InputError.one(
+                    f"no serving named {', '.join(map(repr, unknown))} in the "
+                    "specs or on the backend",
+                    field="--target",
+                )
         self._check(live)
         if destroy:
             guards = guards | {self.backend.delete_guard}
@@ -136,23 +151,32 @@ class Workspace:
             allow_empty=allow_empty or destroy,
         )
 
-    def record(self, plan: Plan, outcomes: list[Outcome], operation: str, lock: LockInfo,
-               *, interrupted: bool = False) -> dict[str, Any]:
+    def record(
+        self,
+        plan: Plan,
+        outcomes: list[Outcome],
+        operation: str,
+        lock: LockInfo,
+        *,
+        interrupted: bool = False,
+    ) -> dict[str, Any]:
         """Leave a trace of an apply on the backend; returns the entry."""
         failed = any(o.status is not Status.DONE for o in outcomes)
         s = plan.summary
         entry = {
             "id": lock.id,
             # microseconds: entries made within one second must still sort in order
-            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
             "user": lock.who,
             "host": lock.host,
             "operation": operation,
             "commit": git_commit(self.project.directory),
             "summary": {"add": s.add, "change": s.change, "destroy": s.destroy},
             "outcome": "interrupted" if interrupted else "failed" if failed else "succeeded",
-            "changes": [{"address": o.address, "action": o.action.value, "status": o.status.value}
-                        for o in outcomes],
+            "changes": [
+                {"address": o.address, "action": o.action.value, "status": o.status.value}
+                for o in outcomes
+            ],
             "declserve_version": __version__,
         }
         self.backend.record_history(entry)

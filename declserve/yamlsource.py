@@ -25,9 +25,14 @@ from declserve.errors import Problem
 Path_ = tuple[str | int, ...]
 
 _STD_TAGS = {
-    "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null", "tag:yaml.org,2002:merge",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:merge",
 }
 # libyaml's parser when PyYAML has it: composing is most of the time spent loading specs.
 _PARSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -107,9 +112,7 @@ class _Walker:
 
     def fail(self, node: Node, path: Path_, message: str) -> None:
         line, column = _mark(node)
-        self.problems.append(
-            Problem(str(self.doc.file), line, column, format_path(path), message)
-        )
+        self.problems.append(Problem(str(self.doc.file), line, column, format_path(path), message))
 
     def walk(self, node: Node, path: Path_) -> Any:
         self.count += 1
@@ -199,8 +202,12 @@ def _recursion(node: Node) -> tuple[tuple[int, int], Path_, str] | None:
             return None
         if id(n) in open_:
             line, column = _mark(n)
-            return (at, p, "a recursive YAML anchor: this alias refers to the anchor at "
-                           f"line {line}, column {column}, which contains it")
+            return (
+                at,
+                p,
+                "a recursive YAML anchor: this alias refers to the anchor at "
+                f"line {line}, column {column}, which contains it",
+            )
         if depth > MAX_DEPTH:
             return (at, p, f"the document nests more than {MAX_DEPTH} levels deep")
         open_.add(id(n))
@@ -228,8 +235,9 @@ def _decode(path: Path, raw: bytes, problems: list[Problem]) -> str | None:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         problems.append(
-            Problem(str(path), line, column, "",
-                    f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
+            Problem(
+                str(path), line, column, "", f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})"
+            )
         )
         return None
     if "\x00" in text:
@@ -275,8 +283,9 @@ def read_documents(path: Path, problems: list[Problem]) -> list[Document]:
                 doc.data = _Walker(doc, problems).walk(node, ())
             except _TooLarge as big:
                 line, column = _mark(big.node)
-                problems.append(Problem(str(path), line, column, "",
-                                        "the document expands to too many values"))
+                problems.append(
+                    Problem(str(path), line, column, "", "the document expands to too many values")
+                )
                 continue
             docs.append(doc)
     except yaml.YAMLError as exc:

@@ -93,8 +93,16 @@ def ensure_tensorflow() -> None:
         # --require-virtualenv: never install into the base Python, even if the venv
         # vanishes underneath us.
         subprocess.run(
-            [str(py), "-m", "pip", "install", "--require-virtualenv", "--quiet",
-             "--disable-pip-version-check", TF_REQUIREMENT],
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "--require-virtualenv",
+                "--quiet",
+                "--disable-pip-version-check",
+                TF_REQUIREMENT,
+            ],
             check=True,
         )
     env = dict(os.environ, **{_REEXEC_MARK: "1"})
@@ -127,9 +135,7 @@ def build_module(name: str, version: int):
             self.kernel = tf.Variable(kernel, name="kernel")
             self.bias = tf.Variable(bias, name="bias")
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None, n_in], tf.float32, name=INPUT_KEY)]
-        )
+        @tf.function(input_signature=[tf.TensorSpec([None, n_in], tf.float32, name=INPUT_KEY)])
         def serve(self, inputs):
             logits = tf.matmul(inputs, self.kernel) + self.bias
             return {OUTPUT_KEY: tf.nn.softmax(logits, axis=-1)}
@@ -152,9 +158,7 @@ def generate(output: Path) -> None:
             scratch = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=final.parent))
             try:
                 tmp = scratch / "model"
-                tf.saved_model.save(
-                    module, str(tmp), signatures={SIGNATURE_KEY: module.serve}
-                )
+                tf.saved_model.save(module, str(tmp), signatures={SIGNATURE_KEY: module.serve})
                 assets = tmp / "assets"
                 if assets.is_dir() and not any(assets.iterdir()):
                     assets.rmdir()  # empty; git would not keep it anyway
@@ -198,8 +202,10 @@ def verify(output: Path) -> None:
             out_spec = fn.structured_outputs
             result = fn(**{INPUT_KEY: tf.constant(x)})
             probs = result[OUTPUT_KEY].numpy()
-            print(f"{name}/{version}: {SIGNATURE_KEY} "
-                  f"inputs={{{_describe(in_spec)}}} outputs={{{_describe(out_spec)}}}")
+            print(
+                f"{name}/{version}: {SIGNATURE_KEY} "
+                f"inputs={{{_describe(in_spec)}}} outputs={{{_describe(out_spec)}}}"
+            )
             for row in probs:
                 row_text = np.array2string(row, precision=4, max_line_width=200)
                 print(f"    argmax={int(row.argmax())} probs={row_text}")
@@ -230,11 +236,17 @@ def verify(output: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"the Models/ directory to write or check (default: {DEFAULT_OUTPUT})")
-    parser.add_argument("--verify", action="store_true",
-                        help="load every version already on disk and call serving_default "
-                             "(no regeneration)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"the Models/ directory to write or check (default: {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="load every version already on disk and call serving_default (no regeneration)",
+    )
     args = parser.parse_args()
     ensure_tensorflow()
     output = args.output.resolve()

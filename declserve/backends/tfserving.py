@@ -59,7 +59,10 @@ def parse_model_config(text: str) -> dict[str, Any]:
 
 
 _BATCH_SCALARS = (
-    "max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
 )
 
 
@@ -71,7 +74,9 @@ def batching_config_text(parameters: dict[str, Any]) -> str:
     for size in parameters.get("allowed_batch_sizes") or ():
         lines.append(f"allowed_batch_sizes: {int(size)}")
     if "pad_variable_length_inputs" in parameters:
-        lines.append(f"pad_variable_length_inputs: {str(parameters['pad_variable_length_inputs']).lower()}")
+        lines.append(
+            f"pad_variable_length_inputs: {str(parameters['pad_variable_length_inputs']).lower()}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +105,10 @@ def server_args(poll_seconds: int, batching: bool) -> list[str]:
         f"--model_config_file_poll_wait_seconds={poll_seconds}",
     ]
     if batching:
-        args += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_DIR}/{BATCHING_CONFIG}"]
+        args += [
+            "--enable_batching=true",
+            f"--batching_parameters_file={CONFIG_DIR}/{BATCHING_CONFIG}",
+        ]
     return args
 
 

@@ -32,23 +32,34 @@ class TopicSettings:
     timeout: float = 5.0
 
     @classmethod
-    def from_project(cls, project: S.Project) -> "TopicSettings | None":
+    def from_project(cls, project: S.Project) -> TopicSettings | None:
         k = project.spec.kafka
         if k is None:
             return None
-        return cls(project.name, tuple(k.bootstrap_servers), k.topic_pattern, k.partitions,
-                   k.replication_factor, k.retention_ms)
+        return cls(
+            project.name,
+            tuple(k.bootstrap_servers),
+            k.topic_pattern,
+            k.partitions,
+            k.replication_factor,
+            k.retention_ms,
+        )
 
     def name_for(self, serving: str) -> str:
         return self.pattern.replace("{project}", self.project).replace("{serving}", serving)
 
     def managed_pattern(self) -> re.Pattern[str]:
-        parts = [re.escape(p) for p in self.pattern.replace("{project}", self.project).split("{serving}")]
+        parts = [
+            re.escape(p) for p in self.pattern.replace("{project}", self.project).split("{serving}")
+        ]
         return re.compile("^" + "([a-z0-9]([-a-z0-9]*[a-z0-9])?)".join(parts) + "$")
 
     def essence(self) -> dict[str, Any]:
-        return {"partitions": self.partitions, "replicationFactor": self.replication_factor,
-                "retentionMs": self.retention_ms}
+        return {
+            "partitions": self.partitions,
+            "replicationFactor": self.replication_factor,
+            "retentionMs": self.retention_ms,
+        }
 
     @property
     def servers(self) -> str:
@@ -62,8 +73,13 @@ class KafkaTopics:
         from confluent_kafka.admin import AdminClient
 
         self.settings = settings
-        self.admin = AdminClient({"bootstrap.servers": settings.servers, "logger": _QUIET,  # type: ignore[dict-item]
-                                  "socket.connection.setup.timeout.ms": int(settings.timeout * 1000)})
+        self.admin = AdminClient(
+            {
+                "bootstrap.servers": settings.servers,
+                "logger": _QUIET,  # type: ignore[dict-item]
+                "socket.connection.setup.timeout.ms": int(settings.timeout * 1000),
+            }
+        )
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"cannot reach Kafka at {self.settings.servers} ({_reason(exc)})")
@@ -85,14 +101,18 @@ class KafkaTopics:
                 continue
             partitions = meta.partitions
             first = partitions.get(0)
-            essence = {"partitions": len(partitions),
-                       "replicationFactor": len(first.replicas) if first else 0}
+            essence = {
+                "partitions": len(partitions),
+                "replicationFactor": len(first.replicas) if first else 0,
+            }
             topics[name] = (essence, bool(managed.match(name)))
             if topics[name][1]:
                 resources.append(ConfigResource(ConfigResource.Type.TOPIC, name))
         if resources:
             try:
-                futures = self.admin.describe_configs(resources, request_timeout=self.settings.timeout)
+                futures = self.admin.describe_configs(
+                    resources, request_timeout=self.settings.timeout
+                )
                 for resource, future in futures.items():
                     entries = future.result(timeout=self.settings.timeout)
                     retention = entries.get("retention.ms")
@@ -105,32 +125,49 @@ class KafkaTopics:
     def create(self, name: str, essence: dict[str, Any]) -> None:
         from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-        topic = NewTopic(name, num_partitions=essence["partitions"],
-                         replication_factor=essence["replicationFactor"],
-                         config={"retention.ms": str(essence["retentionMs"])})
-        self._wait(self.admin.create_topics([topic], request_timeout=self.settings.timeout), f"create topic {name}",
-                   ok_codes=frozenset({"TOPIC_ALREADY_EXISTS"}))
+        topic = NewTopic(
+            name,
+            num_partitions=essence["partitions"],
+            replication_factor=essence["replicationFactor"],
+            config={"retention.ms": str(essence["retentionMs"])},
+        )
+        self._wait(
+            self.admin.create_topics([topic], request_timeout=self.settings.timeout),
+            f"create topic {name}",
+            ok_codes=frozenset({"TOPIC_ALREADY_EXISTS"}),
+        )
 
     def add_partitions(self, name: str, total: int) -> None:
         from confluent_kafka.admin import NewPartitions  # type: ignore[attr-defined]
 
-        self._wait(self.admin.create_partitions([NewPartitions(name, total)],
-                                                request_timeout=self.settings.timeout),
-                   f"add partitions to topic {name}")
+        self._wait(
+            self.admin.create_partitions(
+                [NewPartitions(name, total)], request_timeout=self.settings.timeout
+            ),
+            f"add partitions to topic {name}",
+        )
 
     def set_retention(self, name: str, retention_ms: int) -> None:
         from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
-        resource = ConfigResource(ConfigResource.Type.TOPIC, name,
-                                  set_config={"retention.ms": str(retention_ms)})
-        self._wait(self.admin.alter_configs([resource], request_timeout=self.settings.timeout),
-                   f"change retention of topic {name}")
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC, name, set_config={"retention.ms": str(retention_ms)}
+        )
+        self._wait(
+            self.admin.alter_configs([resource], request_timeout=self.settings.timeout),
+            f"change retention of topic {name}",
+        )
 
     def delete(self, name: str) -> None:
-        self._wait(self.admin.delete_topics([name], request_timeout=self.settings.timeout),
-                   f"delete topic {name}", ok_codes=frozenset({"UNKNOWN_TOPIC_OR_PART"}))
+        self._wait(
+            self.admin.delete_topics([name], request_timeout=self.settings.timeout),
+            f"delete topic {name}",
+            ok_codes=frozenset({"UNKNOWN_TOPIC_OR_PART"}),
+        )
 
-    def _wait(self, futures: dict[Any, Any], what: str, ok_codes: frozenset[str] = frozenset()) -> None:
+    def _wait(
+        self, futures: dict[Any, Any], what: str, ok_codes: frozenset[str] = frozenset()
+    ) -> None:
         from confluent_kafka import KafkaException
 
         for future in futures.values():

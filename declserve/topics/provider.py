@@ -47,46 +47,71 @@ class TopicProvider:
         for d in servings:
             if d.topic is not None and d.creates_topic:
                 users.setdefault(d.topic, []).append(d.address)
-        return [Wanted(DesiredResource(KIND, name, self.settings.essence()), None, tuple(who))
-                for name, who in sorted(users.items())]
+        return [
+            Wanted(DesiredResource(KIND, name, self.settings.essence()), None, tuple(who))
+            for name, who in sorted(users.items())
+        ]
 
     def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
         have = live.of_kind(KIND)
         out = []
         for d in servings:
             if d.topic is not None and not d.creates_topic and d.topic not in have:
-                out.append(f"{d.source}: spec.inferenceLogging.topic: topic {d.topic!r} does not "
-                           f"exist on Kafka at {self.settings.servers}")
+                out.append(
+                    f"{d.source}: spec.inferenceLogging.topic: topic {d.topic!r} does not "
+                    f"exist on Kafka at {self.settings.servers}"
+                )
         doc = self.project.project_doc
         wanted = {d.topic for d in servings if d.topic is not None and d.creates_topic}
         for name in sorted(wanted & have.keys()):
             essence = have[name].essence
             if essence.get("partitions", 0) > self.settings.partitions:
-                out.append(doc.problem(
-                    ("spec", "kafka", "partitions"),
-                    f"topic {name!r} has {essence['partitions']} partitions and Kafka cannot "
-                    f"remove partitions; the spec asks for {self.settings.partitions}").format())
+                out.append(
+                    doc.problem(
+                        ("spec", "kafka", "partitions"),
+                        f"topic {name!r} has {essence['partitions']} partitions and Kafka cannot "
+                        f"remove partitions; the spec asks for {self.settings.partitions}",
+                    ).format()
+                )
             if essence.get("replicationFactor") != self.settings.replication_factor:
-                out.append(doc.problem(
-                    ("spec", "kafka", "replicationFactor"),
-                    f"topic {name!r} has replication factor {essence.get('replicationFactor')}; "
-                    "changing it needs a partition reassignment, which declserve does not do",
-                ).format())
+                out.append(
+                    doc.problem(
+                        ("spec", "kafka", "replicationFactor"),
+                        f"topic {name!r} has replication factor "
+                        f"{essence.get('replicationFactor')}; "
+                        "changing it needs a partition reassignment, which declserve does not do",
+                    ).format()
+                )
         return out
 
     def kept_warning(self, live: LiveResource) -> str:
         return f"topic {live.name!r} is no longer used and is kept; `--delete-topics` deletes it"
 
-    def shape(self, desired: DesiredResource | None, live: LiveResource | None,
-              changes: Sequence[FieldChange]) -> Shape:
+    def shape(
+        self,
+        desired: DesiredResource | None,
+        live: LiveResource | None,
+        changes: Sequence[FieldChange],
+    ) -> Shape:
         if desired is None:
             assert live is not None
             return Shape(Action.DELETE, (Step(DELETE, live.name, "its records are lost"),))
         e = desired.essence
         if live is None:
-            return Shape(Action.CREATE, (Step(CREATE, desired.name, (
-                f"{e['partitions']} partition(s), replication factor {e['replicationFactor']}, "
-                f"retention {e['retentionMs']} ms")),))
+            return Shape(
+                Action.CREATE,
+                (
+                    Step(
+                        CREATE,
+                        desired.name,
+                        (
+                            f"{e['partitions']} partition(s), "
+                            f"replication factor {e['replicationFactor']}, "
+                            f"retention {e['retentionMs']} ms"
+                        ),
+                    ),
+                ),
+            )
         steps = []
         for c in changes:
             if c.path == "partitions":
@@ -98,8 +123,12 @@ class TopicProvider:
     # ---- effects ------------------------------------------------------------------------
     def observe(self, names: frozenset[str]) -> LiveState:
         found = self.client.observe()
-        return LiveState({f"{KIND}.{n}": LiveResource(KIND, n, e, managed=managed)
-                          for n, (e, managed) in found.items()})
+        return LiveState(
+            {
+                f"{KIND}.{n}": LiveResource(KIND, n, e, managed=managed)
+                for n, (e, managed) in found.items()
+            }
+        )
 
     def execute(self, change: ResourceChange, wanted: Wanted | None, ctx: ApplyContext) -> None:
         for step in change.steps:

@@ -2,6 +2,7 @@
 
 Every wait is a poll against a deadline; nothing sleeps to synchronise.
 """
+
 from __future__ import annotations
 
 import socket
@@ -45,11 +46,15 @@ def partitions_of(admin, topic: str) -> int | None:
 
 
 def create_topic(admin, topic: str, partitions: int) -> None:
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                            replication_factor=1)], operation_timeout=DEADLINE)
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+        operation_timeout=DEADLINE,
+    )
     futures[topic].result(timeout=DEADLINE)
-    wait_for(f"topic {topic} with {partitions} partitions",
-             lambda: partitions_of(admin, topic) == partitions)
+    wait_for(
+        f"topic {topic} with {partitions} partitions",
+        lambda: partitions_of(admin, topic) == partitions,
+    )
 
 
 @pytest.fixture
@@ -82,19 +87,30 @@ def test_create_topic_with_three_partitions(admin):
 def test_produce_consume_round_trip(kafka_broker, admin):
     topic = unique("rt")
     create_topic(admin, topic, 1)
-    key, value = b"req-1", ('{"id": "%s"}' % uuid.uuid4()).encode()
+    key, value = b"req-1", f'{{"id": "{uuid.uuid4()}"}}'.encode()
 
     delivered = []
     producer = Producer(kafka_broker.client_config(acks="all"))
-    producer.produce(topic, key=key, value=value, headers=[("serving", b"demo")],
-                     on_delivery=lambda err, msg: delivered.append((err, msg)))
+    producer.produce(
+        topic,
+        key=key,
+        value=value,
+        headers=[("serving", b"demo")],
+        on_delivery=lambda err, msg: delivered.append((err, msg)),
+    )
     assert producer.flush(DEADLINE) == 0
     assert len(delivered) == 1 and delivered[0][0] is None
     assert delivered[0][1].offset() == 0
 
-    consumer = Consumer(kafka_broker.client_config(**{
-        "group.id": unique("g"), "auto.offset.reset": "earliest",
-        "enable.auto.commit": False}))
+    consumer = Consumer(
+        kafka_broker.client_config(
+            **{
+                "group.id": unique("g"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+    )
     try:
         consumer.subscribe([topic])
 
@@ -147,15 +163,19 @@ def test_stop_makes_kafka_unreachable_and_start_brings_it_back(kafka_broker, adm
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
         # A fresh client (no cached metadata) must fail, and fail within a deadline.
-        down = kafka_broker.admin(**{"socket.connection.setup.timeout.ms": 3000,
-                                     "reconnect.backoff.max.ms": 500})
+        down = kafka_broker.admin(
+            **{"socket.connection.setup.timeout.ms": 3000, "reconnect.backoff.max.ms": 500}
+        )
         t0 = time.monotonic()
         with pytest.raises(KafkaException) as exc:
             down.list_topics(timeout=3)
         elapsed = time.monotonic() - t0
         assert elapsed < 15, f"AdminClient took {elapsed:.1f}s to give up"
-        assert exc.value.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
-                                            KafkaError._ALL_BROKERS_DOWN)
+        assert exc.value.args[0].code() in (
+            KafkaError._TRANSPORT,
+            KafkaError._TIMED_OUT,
+            KafkaError._ALL_BROKERS_DOWN,
+        )
     finally:
         kafka_broker.start()
 

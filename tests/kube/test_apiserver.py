@@ -86,7 +86,7 @@ def _tcp_sockets(pid: int) -> list[tuple[str, int, str, int]]:
         ip_hex, port_hex = hexaddr.split(":")
         raw = bytes.fromhex(ip_hex)
         # /proc/net/tcp* stores the address as 32-bit words in host (little-endian) order
-        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
         return str(ipaddress.ip_address(raw)), int(port_hex, 16)
 
     found = []
@@ -134,7 +134,8 @@ def test_server_is_the_pinned_kube_apiserver(api):
     assert {"default", "kube-system", "kube-public"} <= names
     # RBAC is really enforced: the admin token is in system:masters and may do anything
     review = client.AuthorizationV1Api(api).create_self_subject_access_review(
-        {"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}})
+        {"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}}
+    )
     assert review.status.allowed is True
 
 
@@ -172,19 +173,27 @@ def test_servers_only_use_loopback(kube_apiserver):
 
 def _deployment(name: str, replicas: int, image: str) -> dict:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{
-                    "name": "tfserving", "image": image,
-                    "args": ["--model_config_file=/models/models.config"],
-                    "ports": [{"name": "grpc", "containerPort": 8500},
-                              {"name": "http", "containerPort": 8501}],
-                }]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "tfserving",
+                            "image": image,
+                            "args": ["--model_config_file=/models/models.config"],
+                            "ports": [
+                                {"name": "grpc", "containerPort": 8500},
+                                {"name": "http", "containerPort": 8501},
+                            ],
+                        }
+                    ]
+                },
             },
         },
     }
@@ -193,7 +202,8 @@ def _deployment(name: str, replicas: int, image: str) -> dict:
 def test_deployment_create_read_apply_delete(api, ns):
     apps = client.AppsV1Api(api)
     created = apps.create_namespaced_deployment(
-        ns, _deployment("tfs", 1, "tensorflow/serving:2.19.0"))
+        ns, _deployment("tfs", 1, "tensorflow/serving:2.19.0")
+    )
     assert created.metadata.uid and created.metadata.generation == 1
     # server-side defaulting proves a real API server
     assert created.spec.strategy.type == "RollingUpdate"
@@ -204,8 +214,13 @@ def test_deployment_create_read_apply_delete(api, ns):
     assert read.spec.template.spec.containers[0].image == "tensorflow/serving:2.19.0"
 
     applied = apps.patch_namespaced_deployment(
-        "tfs", ns, _deployment("tfs", 3, "tensorflow/serving:2.20.0"),
-        field_manager=MANAGER, force=True, _content_type=APPLY)
+        "tfs",
+        ns,
+        _deployment("tfs", 3, "tensorflow/serving:2.20.0"),
+        field_manager=MANAGER,
+        force=True,
+        _content_type=APPLY,
+    )
     assert applied.spec.replicas == 3
     assert applied.spec.template.spec.containers[0].image == "tensorflow/serving:2.20.0"
     assert applied.metadata.generation == 2
@@ -214,9 +229,17 @@ def test_deployment_create_read_apply_delete(api, ns):
     # a second manager may not silently take over fields owned by declserve-test
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment(
-            "tfs", ns, {"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": "tfs"}, "spec": {"replicas": 5}},
-            field_manager="someone-else", _content_type=APPLY)
+            "tfs",
+            ns,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "tfs"},
+                "spec": {"replicas": 5},
+            },
+            field_manager="someone-else",
+            _content_type=APPLY,
+        )
     assert err.value.status == 409
     assert "conflict" in _status_of(err.value)["message"].lower()
     assert apps.read_namespaced_deployment("tfs", ns).spec.replicas == 3
@@ -229,10 +252,13 @@ def test_deployment_create_read_apply_delete(api, ns):
 
 def _service(name: str, ports: list[tuple[str, int]]) -> dict:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": name},
-        "spec": {"selector": {"app": name},
-                 "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports]},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports],
+        },
     }
 
 
@@ -247,16 +273,27 @@ def test_service_create_read_apply_delete(api, ns):
     assert [p.port for p in read.spec.ports] == [8500]
 
     applied = core.patch_namespaced_service(
-        "tfs", ns, _service("tfs", [("grpc", 8500), ("http", 8501)]),
-        field_manager=MANAGER, force=True, _content_type=APPLY)
+        "tfs",
+        ns,
+        _service("tfs", [("grpc", 8500), ("http", 8501)]),
+        field_manager=MANAGER,
+        force=True,
+        _content_type=APPLY,
+    )
     assert sorted(p.port for p in applied.spec.ports) == [8500, 8501]
     assert applied.spec.cluster_ip == created.spec.cluster_ip
     assert _managers(applied)[MANAGER] == "Apply"
 
     # the API server validates: a port out of range is rejected
     with pytest.raises(ApiException) as err:
-        core.patch_namespaced_service("tfs", ns, _service("tfs", [("grpc", 70000)]),
-                                      field_manager=MANAGER, force=True, _content_type=APPLY)
+        core.patch_namespaced_service(
+            "tfs",
+            ns,
+            _service("tfs", [("grpc", 70000)]),
+            field_manager=MANAGER,
+            force=True,
+            _content_type=APPLY,
+        )
     assert err.value.status == 422
 
     core.delete_namespaced_service("tfs", ns)
@@ -267,25 +304,33 @@ def test_service_create_read_apply_delete(api, ns):
 
 def test_configmap_create_read_apply_delete(api, ns):
     core = client.CoreV1Api(api)
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "models"},
-            "data": {"models.config": "model_config_list {}\n"}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "models"},
+        "data": {"models.config": "model_config_list {}\n"},
+    }
     created = core.create_namespaced_config_map(ns, body)
     assert created.data == {"models.config": "model_config_list {}\n"}
 
     assert core.read_namespaced_config_map("models", ns).metadata.uid == created.metadata.uid
 
-    body["data"] = {"models.config": "model_config_list { config { name: 'a' } }\n",
-                    "monitoring.config": "prometheus_config { enable: true }\n"}
-    applied = core.patch_namespaced_config_map("models", ns, body, field_manager=MANAGER,
-                                               force=True, _content_type=APPLY)
+    body["data"] = {
+        "models.config": "model_config_list { config { name: 'a' } }\n",
+        "monitoring.config": "prometheus_config { enable: true }\n",
+    }
+    applied = core.patch_namespaced_config_map(
+        "models", ns, body, field_manager=MANAGER, force=True, _content_type=APPLY
+    )
     assert applied.data == body["data"]
     assert int(applied.metadata.resource_version) > int(created.metadata.resource_version)
     assert _managers(applied)[MANAGER] == "Apply"
 
     # applying again without a key removes it: the manager owns the set of keys it applies
     body["data"] = {"models.config": "model_config_list {}\n"}
-    applied = core.patch_namespaced_config_map("models", ns, body, field_manager=MANAGER,
-                                               force=True, _content_type=APPLY)
+    applied = core.patch_namespaced_config_map(
+        "models", ns, body, field_manager=MANAGER, force=True, _content_type=APPLY
+    )
     assert set(applied.data) == {"models.config"}
 
     core.delete_namespaced_config_map("models", ns)
@@ -295,24 +340,38 @@ def test_configmap_create_read_apply_delete(api, ns):
 def test_lease_create_read_apply_delete(api, ns):
     coord = client.CoordinationV1Api(api)
     acquired = datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)
-    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "declserve-apply-lock"},
-            "spec": {"holderIdentity": "runner-a", "leaseDurationSeconds": 30,
-                     "acquireTime": acquired, "renewTime": acquired}}
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "declserve-apply-lock"},
+        "spec": {
+            "holderIdentity": "runner-a",
+            "leaseDurationSeconds": 30,
+            "acquireTime": acquired,
+            "renewTime": acquired,
+        },
+    }
     created = coord.create_namespaced_lease(ns, body)
     assert created.spec.holder_identity == "runner-a"
 
     read = coord.read_namespaced_lease("declserve-apply-lock", ns)
     assert read.spec.lease_duration_seconds == 30
-    assert read.spec.renew_time == acquired     # MicroTime keeps the microseconds
+    assert read.spec.renew_time == acquired  # MicroTime keeps the microseconds
 
-    apply = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-             "metadata": {"name": "declserve-apply-lock"},
-             "spec": {"holderIdentity": "runner-b", "leaseDurationSeconds": 30,
-                      "leaseTransitions": 1, "renewTime": "2026-01-01T00:00:10.500000Z"}}
-    applied = coord.patch_namespaced_lease("declserve-apply-lock", ns, apply,
-                                           field_manager=MANAGER, force=True,
-                                           _content_type=APPLY)
+    apply = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "declserve-apply-lock"},
+        "spec": {
+            "holderIdentity": "runner-b",
+            "leaseDurationSeconds": 30,
+            "leaseTransitions": 1,
+            "renewTime": "2026-01-01T00:00:10.500000Z",
+        },
+    }
+    applied = coord.patch_namespaced_lease(
+        "declserve-apply-lock", ns, apply, field_manager=MANAGER, force=True, _content_type=APPLY
+    )
     assert applied.spec.holder_identity == "runner-b"
     assert applied.spec.lease_transitions == 1
     assert applied.spec.renew_time == datetime(2026, 1, 1, 0, 0, 10, 500000, tzinfo=UTC)
@@ -351,15 +410,16 @@ def _isvc(name: str) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": name,
-                     "annotations": {"serving.kserve.io/deploymentMode": "Serverless"}},
+        "metadata": {
+            "name": name,
+            "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+        },
         "spec": {
             "predictor": {
                 "minReplicas": 0,
                 "maxReplicas": 3,
                 "scaleMetric": "concurrency",
-                "logger": {"mode": "all",
-                           "url": "http://message-dumper.default.svc.cluster.local"},
+                "logger": {"mode": "all", "url": "http://message-dumper.default.svc.cluster.local"},
                 "tensorflow": {
                     "storageUri": "pvc://models/flowers",
                     "runtimeVersion": "2.19.0",
@@ -368,11 +428,13 @@ def _isvc(name: str) -> dict:
             },
             "transformer": {
                 "minReplicas": 0,
-                "containers": [{
-                    "name": "kserve-container",
-                    "image": "registry.invalid/declserve/flowers-transformer:1.0",
-                    "args": ["--model_name", name, "--protocol", "v1"],
-                }],
+                "containers": [
+                    {
+                        "name": "kserve-container",
+                        "image": "registry.invalid/declserve/flowers-transformer:1.0",
+                        "args": ["--model_name", name, "--protocol", "v1"],
+                    }
+                ],
             },
         },
     }
@@ -389,10 +451,12 @@ def test_create_inferenceservice_tensorflow_scale_to_zero_logger_transformer(api
 
     got = custom.get_namespaced_custom_object(*ISVC[:2], ns, ISVC[2], "flowers")
     pred = got["spec"]["predictor"]
-    assert pred["minReplicas"] == 0          # explicitly zero, kept (scale to zero)
+    assert pred["minReplicas"] == 0  # explicitly zero, kept (scale to zero)
     assert pred["maxReplicas"] == 3
-    assert pred["logger"] == {"mode": "all",
-                              "url": "http://message-dumper.default.svc.cluster.local"}
+    assert pred["logger"] == {
+        "mode": "all",
+        "url": "http://message-dumper.default.svc.cluster.local",
+    }
     assert pred["tensorflow"]["storageUri"] == "pvc://models/flowers"
     assert pred["tensorflow"]["runtimeVersion"] == "2.19.0"
     assert "notAKServeField" not in pred["tensorflow"]
@@ -412,18 +476,26 @@ def test_inferenceservice_server_side_apply(api, ns):
         # _preload_content=False: the generated client maps only 200 to a body, so an apply
         # that creates the object (201 Created) would otherwise come back as None.
         resp = custom.patch_namespaced_custom_object(
-            *ISVC[:2], ns, ISVC[2], "flowers-ssa", body,
-            field_manager=MANAGER, force=True, _content_type=APPLY, _preload_content=False)
+            *ISVC[:2],
+            ns,
+            ISVC[2],
+            "flowers-ssa",
+            body,
+            field_manager=MANAGER,
+            force=True,
+            _content_type=APPLY,
+            _preload_content=False,
+        )
         return resp.status, json.loads(resp.data)
 
-    code, applied = apply()                    # apply creates a missing object
+    code, applied = apply()  # apply creates a missing object
     assert code == 201
     assert applied["metadata"]["generation"] == 1
     managers = {m["manager"]: m["operation"] for m in applied["metadata"]["managedFields"]}
     assert managers == {MANAGER: "Apply"}
     assert applied["spec"]["predictor"]["minReplicas"] == 0
 
-    code, again = apply()                      # applying the same thing is a no-op
+    code, again = apply()  # applying the same thing is a no-op
     assert code == 200
     assert again["metadata"]["generation"] == 1
     assert again["metadata"]["resourceVersion"] == applied["metadata"]["resourceVersion"]
@@ -443,16 +515,20 @@ def test_inferenceservice_server_side_apply(api, ns):
 INVALID_ISVCS = {
     "minReplicas-not-an-integer": (
         lambda b: b["spec"]["predictor"].update(minReplicas="zero"),
-        "spec.predictor.minReplicas", "must be of type integer"),
+        "spec.predictor.minReplicas",
+        "must be of type integer",
+    ),
     "logger-mode-not-in-enum": (
         lambda b: b["spec"]["predictor"]["logger"].update(mode="everything"),
-        "spec.predictor.logger.mode", 'supported values: "all", "request", "response"'),
-    "predictor-missing": (
-        lambda b: b["spec"].pop("predictor"),
-        "spec.predictor", "Required value"),
+        "spec.predictor.logger.mode",
+        'supported values: "all", "request", "response"',
+    ),
+    "predictor-missing": (lambda b: b["spec"].pop("predictor"), "spec.predictor", "Required value"),
     "transformer-container-without-name": (
         lambda b: b["spec"]["transformer"]["containers"][0].pop("name"),
-        "spec.transformer.containers[0].name", "Required value"),
+        "spec.transformer.containers[0].name",
+        "Required value",
+    ),
 }
 
 
@@ -483,29 +559,42 @@ def test_status_condition_through_status_subresource(api, ns):
 
     # status sent with the main resource is ignored (the status subresource is enabled)
     sneaky = custom.patch_namespaced_custom_object(
-        *ISVC[:2], ns, ISVC[2], "flowers-st",
-        {"status": {"url": "http://should-not-stick"}})
+        *ISVC[:2], ns, ISVC[2], "flowers-st", {"status": {"url": "http://should-not-stick"}}
+    )
     assert "url" not in sneaky.get("status", {})
 
     now = _now()
     status_apply = {
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
         "metadata": {"name": "flowers-st"},
         "status": {
             "observedGeneration": 1,
             "url": "http://flowers-st.example.invalid",
             "conditions": [
                 {"type": "PredictorReady", "status": "True", "lastTransitionTime": now},
-                {"type": "Ready", "status": "True", "reason": "Reconciled",
-                 "message": "set by the test acting as controller", "lastTransitionTime": now},
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Reconciled",
+                    "message": "set by the test acting as controller",
+                    "lastTransitionTime": now,
+                },
             ],
         },
     }
     after = custom.patch_namespaced_custom_object_status(
-        *ISVC[:2], ns, ISVC[2], "flowers-st", status_apply,
-        field_manager="declserve-test-controller", force=True, _content_type=APPLY)
-    assert after["metadata"]["generation"] == 1      # status writes do not bump generation
-    assert after["spec"] == created["spec"]          # nor touch the spec
+        *ISVC[:2],
+        ns,
+        ISVC[2],
+        "flowers-st",
+        status_apply,
+        field_manager="declserve-test-controller",
+        force=True,
+        _content_type=APPLY,
+    )
+    assert after["metadata"]["generation"] == 1  # status writes do not bump generation
+    assert after["spec"] == created["spec"]  # nor touch the spec
 
     got = custom.get_namespaced_custom_object_status(*ISVC[:2], ns, ISVC[2], "flowers-st")
     conds = {c["type"]: c for c in got["status"]["conditions"]}
@@ -523,14 +612,22 @@ def test_status_condition_through_status_subresource(api, ns):
     del bad["status"]["conditions"][1]["status"]
     with pytest.raises(ApiException) as err:
         custom.patch_namespaced_custom_object_status(
-            *ISVC[:2], ns, ISVC[2], "flowers-st", bad,
-            field_manager="declserve-test-controller", force=True, _content_type=APPLY)
+            *ISVC[:2],
+            ns,
+            ISVC[2],
+            "flowers-st",
+            bad,
+            field_manager="declserve-test-controller",
+            force=True,
+            _content_type=APPLY,
+        )
     assert err.value.status == 422
     assert "status.conditions[1].status" in _status_of(err.value)["message"]
 
     # a spec change bumps generation; the controller's observedGeneration is now stale
     custom.patch_namespaced_custom_object(
-        *ISVC[:2], ns, ISVC[2], "flowers-st", {"spec": {"predictor": {"maxReplicas": 4}}})
+        *ISVC[:2], ns, ISVC[2], "flowers-st", {"spec": {"predictor": {"maxReplicas": 4}}}
+    )
     got = custom.get_namespaced_custom_object(*ISVC[:2], ns, ISVC[2], "flowers-st")
     assert got["metadata"]["generation"] == 2
     assert got["status"]["observedGeneration"] == 1

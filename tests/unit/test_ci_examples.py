@@ -9,11 +9,12 @@ import argparse
 import io
 import re
 import shlex
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -29,9 +30,9 @@ GITLAB_FILE = "gitlab/.gitlab-ci.yml"
 MIN_COMMANDS = 12
 
 PLACEHOLDER = "PLACEHOLDER"
-_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")                 # ${{ env.X }}, ${{ secrets.Y }}
+_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ env.X }}, ${{ secrets.Y }}
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")  # $VAR, ${VAR}, also inside "..."
-_FD_REDIRECT = re.compile(r"(?<!\S)\d+(?=[<>])")           # the 2 of 2> and 2>&1
+_FD_REDIRECT = re.compile(r"(?<!\S)\d+(?=[<>])")  # the 2 of 2> and 2>&1
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)(?P<word>[A-Za-z_][A-Za-z0-9_]*)\1")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
 _OPERATOR_CHARS = set("();<>|&")
@@ -41,9 +42,9 @@ _EXITING_FLAGS = {"-h", "--help", "--version"}
 
 @dataclass(frozen=True)
 class Command:
-    file: str        # relative to the repository root
-    where: str       # the job, step or hook it is in
-    line: str        # the shell line as written (continuations joined)
+    file: str  # relative to the repository root
+    where: str  # the job, step or hook it is in
+    line: str  # the shell line as written (continuations joined)
     argv: tuple[str, ...]  # what follows `declserve`, placeholders substituted
 
     def __str__(self) -> str:
@@ -62,7 +63,7 @@ def ci_files() -> list[Path]:
     return sorted(found) + [HOOKS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
@@ -90,7 +91,10 @@ def scripts(path: Path) -> Iterator[tuple[str, str]]:
         for job_id, job in doc["jobs"].items():
             for index, step in enumerate(job.get("steps", [])):
                 if "run" in step:
-                    yield f"jobs.{job_id}.steps[{index}] {step.get('name', '')}".rstrip(), step["run"]
+                    yield (
+                        f"jobs.{job_id}.steps[{index}] {step.get('name', '')}".rstrip(),
+                        step["run"],
+                    )
     else:  # GitLab: every job and template, and `default:`
         for key, job in doc.items():
             if isinstance(job, dict):
@@ -173,7 +177,7 @@ def declserve_argvs(line: str) -> list[list[str]]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def commands() -> tuple[Command, ...]:
     out = []
     for path in ci_files():
@@ -255,9 +259,15 @@ def test_the_ci_files_parse() -> None:
         assert github_triggers(doc), f"{name}: no `on:` triggers"
         assert doc["jobs"], f"{name}: no jobs"
         for job_id, job in doc["jobs"].items():
-            assert job.get("runs-on") and job.get("steps"), f"{name}: job {job_id} lacks runs-on or steps"
+            assert job.get("runs-on") and job.get("steps"), (
+                f"{name}: job {job_id} lacks runs-on or steps"
+            )
     gitlab = load(CI / GITLAB_FILE)
-    jobs = [k for k, v in gitlab.items() if isinstance(v, dict) and "script" in v and not k.startswith(".")]
+    jobs = [
+        k
+        for k, v in gitlab.items()
+        if isinstance(v, dict) and "script" in v and not k.startswith(".")
+    ]
     assert len(jobs) >= 3, jobs
 
 
@@ -266,13 +276,17 @@ def test_enough_command_lines_are_found_in_every_file() -> None:
     assert len(found) >= MIN_COMMANDS, "\n".join(map(str, found))
     per_file = {c.file for c in found}
     for name in (*GITHUB_FILES, GITLAB_FILE):
-        assert f"examples/ci/{name}" in per_file, f"no declserve command found in examples/ci/{name}"
+        assert f"examples/ci/{name}" in per_file, (
+            f"no declserve command found in examples/ci/{name}"
+        )
     assert ".pre-commit-hooks.yaml" in per_file
     used = {c.argv[0] for c in found if c.argv and not c.argv[0].startswith("-")}
     assert {"validate", "plan", "apply"} <= used, used
 
 
-@pytest.mark.parametrize("command", commands(), ids=lambda c: f"{Path(c.file).name}:{c.where}:{' '.join(c.argv[:1])}")
+@pytest.mark.parametrize(
+    "command", commands(), ids=lambda c: f"{Path(c.file).name}:{c.where}:{' '.join(c.argv[:1])}"
+)
 def test_every_declserve_command_line_exists(command: Command) -> None:
     found = problems(command.argv)
     assert not found, f"{command}\n  " + "\n  ".join(found)
@@ -283,8 +297,8 @@ def test_every_declserve_command_line_exists(command: Command) -> None:
     [
         ["plan", "--no-such-flag"],
         ["aply", "plan.json"],
-        ["validate", "--markdown"],                       # a flag of another subcommand
-        ["plan", "--json", "--markdown"],                 # mutually exclusive
+        ["validate", "--markdown"],  # a flag of another subcommand
+        ["plan", "--json", "--markdown"],  # mutually exclusive
         ["apply", "--lock-timeout", "soon", "plan.json"],  # not a duration
         ["--verbose", "plan"],
         [],
@@ -296,31 +310,45 @@ def test_the_checker_refuses_commands_that_do_not_exist(argv: list[str]) -> None
 
 def test_the_finder_reads_shell_as_a_shell_does() -> None:
     text = (
-        'code=0\n'
+        "code=0\n"
         'declserve plan -C "$DECLSERVE_PROJECT" --markdown --out "${{ env.DIR }}/plan.json" \\\n'
-        '  --detailed-exitcode > plan.md 2>&1 || code=$?\n'
+        "  --detailed-exitcode > plan.md 2>&1 || code=$?\n"
         'echo "declserve plan failed"; pip install declserve\n'
         "python3 - <<'PY'\n"
-        'declserve apply --bogus\n'
-        'PY\n'
-        'if ! declserve validate -C x; then exit 1; fi\n'
+        "declserve apply --bogus\n"
+        "PY\n"
+        "if ! declserve validate -C x; then exit 1; fi\n"
     )
     argvs = [a for line in logical_lines(text) for a in declserve_argvs(line)]
     assert argvs == [
-        ["plan", "-C", PLACEHOLDER, "--markdown", "--out", f"{PLACEHOLDER}/plan.json", "--detailed-exitcode"],
+        [
+            "plan",
+            "-C",
+            PLACEHOLDER,
+            "--markdown",
+            "--out",
+            f"{PLACEHOLDER}/plan.json",
+            "--detailed-exitcode",
+        ],
         ["validate", "-C", "x"],
     ]
 
 
 def test_ci_applies_only_saved_plans_with_a_lock_timeout() -> None:
     applies = [c for c in commands() if c.argv[:1] == ("apply",)]
-    assert {c.file for c in applies} >= {"examples/ci/github/declserve.yml", f"examples/ci/{GITLAB_FILE}"}
+    assert {c.file for c in applies} >= {
+        "examples/ci/github/declserve.yml",
+        f"examples/ci/{GITLAB_FILE}",
+    }
     for c in applies:
         args, _ = parse(c.argv)
         assert args is not None and args.planfile, f"apply of a fresh plan, not a saved one: {c}"
         assert args.lock_timeout > 0, f"apply without --lock-timeout: {c}"
     saves = [c for c in commands() if c.argv[:1] == ("plan",) and "--out" in c.argv]
-    assert {c.file for c in saves} >= {"examples/ci/github/declserve.yml", f"examples/ci/{GITLAB_FILE}"}
+    assert {c.file for c in saves} >= {
+        "examples/ci/github/declserve.yml",
+        f"examples/ci/{GITLAB_FILE}",
+    }
     for c in saves:
         assert "--markdown" in c.argv, f"the saved plan is not the one shown in the review: {c}"
 
@@ -341,11 +369,17 @@ def test_github_workflows_run_one_at_a_time() -> None:
         if "concurrency" in doc:
             continue
         for job_id, job in doc["jobs"].items():
-            assert "concurrency" in job, f"{name}: neither the workflow nor job {job_id} has concurrency"
+            assert "concurrency" in job, (
+                f"{name}: neither the workflow nor job {job_id} has concurrency"
+            )
     main = load(CI / "github/declserve.yml")
     triggers = github_triggers(main)
     assert "pull_request" in triggers and "push" in triggers
-    apply_job = next(j for j in main["jobs"].values() if any("declserve apply" in s.get("run", "") for s in j["steps"]))
+    apply_job = next(
+        j
+        for j in main["jobs"].values()
+        if any("declserve apply" in s.get("run", "") for s in j["steps"])
+    )
     assert apply_job["concurrency"]["cancel-in-progress"] is False
     uses = [s.get("uses", "") for j in main["jobs"].values() for s in j["steps"]]
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
@@ -370,10 +404,16 @@ def test_gitlab_apply_holds_a_resource_group_and_drift_runs_on_schedule() -> Non
     for name in apply_jobs:
         assert jobs[name].get("resource_group"), f"{name} has no resource_group"
     scheduled = [
-        k for k, v in jobs.items()
-        if any('$CI_PIPELINE_SOURCE == "schedule"' in str(rule.get("if", "")) for rule in v.get("rules", []))
+        k
+        for k, v in jobs.items()
+        if any(
+            '$CI_PIPELINE_SOURCE == "schedule"' in str(rule.get("if", ""))
+            for rule in v.get("rules", [])
+        )
     ]
-    assert scheduled and all(runs(jobs[k], "plan", "--detailed-exitcode") for k in scheduled), scheduled
+    assert scheduled and all(runs(jobs[k], "plan", "--detailed-exitcode") for k in scheduled), (
+        scheduled
+    )
 
 
 def test_pre_commit_hook() -> None:
@@ -392,8 +432,12 @@ def test_the_commands_in_the_readme_exist() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", text, re.S)
     consoles = re.findall(r"```console\n(.*?)```", text, re.S)  # only the typed lines
-    blocks += ["\n".join(l[2:] for l in c.splitlines() if l.startswith("$ ")) for c in consoles]
-    argvs = [argv for block in blocks for line in logical_lines(block) for argv in declserve_argvs(line)]
+    blocks += [
+        "\n".join(line[2:] for line in c.splitlines() if line.startswith("$ ")) for c in consoles
+    ]
+    argvs = [
+        argv for block in blocks for line in logical_lines(block) for argv in declserve_argvs(line)
+    ]
     assert len(argvs) >= 3, argvs
     for argv in argvs:
         assert not problems(argv), f"README.md: declserve {' '.join(argv)}: {problems(argv)}"

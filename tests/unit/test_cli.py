@@ -30,8 +30,13 @@ PREFIX = "declserve: error: "
 
 
 def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "declserve.cli", *argv], capture_output=True,
-                          text=True, timeout=60, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "declserve.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 def unreachable_project(directory: Path) -> Path:
@@ -40,10 +45,12 @@ def unreachable_project(directory: Path) -> Path:
     (directory / "declserve.yaml").write_text(
         "apiVersion: declserve.io/v1\nkind: Project\nmetadata: {name: p}\n"
         f"spec:\n  registry: {REGISTRY}\n"
-        f"  backend: {{type: docker, baseUrl: 'unix://{directory}/no.sock'}}\n")
+        f"  backend: {{type: docker, baseUrl: 'unix://{directory}/no.sock'}}\n"
+    )
     (directory / "s.yaml").write_text(
         "apiVersion: declserve.io/v1\nkind: Serving\nmetadata: {name: a}\n"
-        "spec:\n  model: {name: mnist, version: 1}\n")
+        "spec:\n  model: {name: mnist, version: 1}\n"
+    )
     return directory
 
 
@@ -102,9 +109,14 @@ def test_help_describes_the_tool_not_its_code() -> None:
 
 @pytest.mark.parametrize(
     "argv, debug",
-    [(["plan"], False), (["--debug", "plan"], True), (["plan", "--debug"], True),
-     (["plan", "-C", "x", "--debug"], True), (["schema", "--debug"], True),
-     (["--debug", "validate", "--json"], True)],
+    [
+        (["plan"], False),
+        (["--debug", "plan"], True),
+        (["plan", "--debug"], True),
+        (["plan", "-C", "x", "--debug"], True),
+        (["schema", "--debug"], True),
+        (["--debug", "validate", "--json"], True),
+    ],
 )
 def test_debug_is_accepted_before_or_after_the_subcommand(argv: list[str], debug: bool) -> None:
     assert build_parser().parse_args(argv).debug is debug
@@ -132,8 +144,10 @@ def test_plan_out_into_a_missing_directory_is_refused_before_planning(tmp_path: 
     result = run("plan", "-C", str(project), "--out", "missing/plan.json", cwd=tmp_path)
     assert result.returncode == 1
     # the Docker engine is unreachable: had the plan been made first, this would say so
-    assert result.stderr == (f"{PREFIX}--out: cannot save the plan to 'missing/plan.json': "
-                             "the directory 'missing' does not exist\n")
+    assert result.stderr == (
+        f"{PREFIX}--out: cannot save the plan to 'missing/plan.json': "
+        "the directory 'missing' does not exist\n"
+    )
 
 
 def test_plan_out_onto_a_directory_is_refused(tmp_path: Path) -> None:
@@ -153,8 +167,11 @@ def test_schema_write_into_a_missing_directory_is_one_sentence(tmp_path: Path) -
 
 @pytest.mark.parametrize("directory", ["my project", "-odd"])
 def test_the_saved_plan_hint_is_a_command_that_works_from_here(
-    directory: str, workspace: type[WorkspaceDouble], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    directory: str,
+    workspace: type[WorkspaceDouble],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / directory).mkdir()
     (tmp_path / "out dir").mkdir()
@@ -171,7 +188,9 @@ def test_the_saved_plan_hint_is_a_command_that_works_from_here(
 
 
 def test_the_saved_plan_hint_has_no_dash_c_in_the_project(
-    workspace: type[WorkspaceDouble], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    workspace: type[WorkspaceDouble],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -213,8 +232,8 @@ def test_schema_write_without_a_kind_writes_every_file(tmp_path: Path) -> None:
 def test_an_unknown_kind_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "Topic"]) == 1
     assert capsys.readouterr().err == (
-        f"{PREFIX}<command line>: KIND: unknown kind 'Topic'; "
-        "known kinds: Serving, Project, Plan\n")
+        f"{PREFIX}<command line>: KIND: unknown kind 'Topic'; known kinds: Serving, Project, Plan\n"
+    )
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -223,26 +242,41 @@ def test_an_unknown_kind_is_one_error_line(capsys: pytest.CaptureFixture[str]) -
 def _raising(exc: BaseException) -> Any:
     def command(args: argparse.Namespace) -> int:
         raise exc
+
     return command
 
 
 @pytest.mark.parametrize(
     "exc, lines",
     [
-        (InputError([Problem("a.yaml", 3, 5, "spec.tool", "must be 'default' or 'kserve'"),
-                     Problem("b.yaml", 1, 1, "", "the file holds no YAML document")]),
-         ["a.yaml:3:5: spec.tool: must be 'default' or 'kserve'",
-          "b.yaml:1:1: the file holds no YAML document"]),
-        (DeclserveError("cannot reach Kafka at k:1\nis it running?"),
-         ["cannot reach Kafka at k:1", "is it running?"]),
-        (RuntimeError("socket\n  closed"),
-         ["internal error: RuntimeError: socket closed (run with --debug for the traceback)"]),
+        (
+            InputError(
+                [
+                    Problem("a.yaml", 3, 5, "spec.tool", "must be 'default' or 'kserve'"),
+                    Problem("b.yaml", 1, 1, "", "the file holds no YAML document"),
+                ]
+            ),
+            [
+                "a.yaml:3:5: spec.tool: must be 'default' or 'kserve'",
+                "b.yaml:1:1: the file holds no YAML document",
+            ],
+        ),
+        (
+            DeclserveError("cannot reach Kafka at k:1\nis it running?"),
+            ["cannot reach Kafka at k:1", "is it running?"],
+        ),
+        (
+            RuntimeError("socket\n  closed"),
+            ["internal error: RuntimeError: socket closed (run with --debug for the traceback)"],
+        ),
         (KeyError("x"), ["internal error: KeyError: 'x' (run with --debug for the traceback)"]),
         (AssertionError(), ["internal error: AssertionError (run with --debug for the traceback)"]),
     ],
 )
 def test_every_failure_is_error_lines_and_exit_1(
-    exc: BaseException, lines: list[str], monkeypatch: pytest.MonkeyPatch,
+    exc: BaseException,
+    lines: list[str],
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(commands, "status", _raising(exc))
@@ -276,8 +310,9 @@ def test_a_missing_project_directory_is_one_error_line(tmp_path: Path) -> None:
     assert result.stderr == f"{PREFIX}{missing}: the project directory does not exist\n"
 
 
-HOLDER = LockInfo("2b7c-lock", "apply", "ana", "ci-7", 4242, "declserve apply",
-                  "2026-01-01T00:00:00+00:00")
+HOLDER = LockInfo(
+    "2b7c-lock", "apply", "ana", "ci-7", 4242, "declserve apply", "2026-01-01T00:00:00+00:00"
+)
 
 
 def test_the_lock_error_names_force_unlock_and_lock_timeout(
@@ -288,8 +323,9 @@ def test_the_lock_error_names_force_unlock_and_lock_timeout(
     (tmp_path / "my proj").mkdir()
     assert main(["apply", "-C", "my proj"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"{PREFIX}the project is locked: lock 2b7c-lock held by ana@ci-7 "
-                           "(pid 4242, apply)")
+    assert line.startswith(
+        f"{PREFIX}the project is locked: lock 2b7c-lock held by ana@ci-7 (pid 4242, apply)"
+    )
     assert "--lock-timeout" in line
     assert line.endswith("remove the lock with: declserve force-unlock -C 'my proj' 2b7c-lock")
 
@@ -301,10 +337,12 @@ def test_force_unlock_with_a_wrong_id_does_not_reveal_the_right_one(
     assert main(["force-unlock", "guess"]) == 1
     err = capsys.readouterr().err
     assert "2b7c-lock" not in err and workspace.backend.unlocked == []
-    assert err == (f"{PREFIX}<command line>: ID: 'guess' does not match the id of the lock on "
-                   "this project (held by ana@ci-7 (pid 4242, apply) since "
-                   "2026-01-01T00:00:00+00:00: declserve apply); `declserve force-unlock` needs "
-                   "the id that the lock error shows\n")
+    assert err == (
+        f"{PREFIX}<command line>: ID: 'guess' does not match the id of the lock on "
+        "this project (held by ana@ci-7 (pid 4242, apply) since "
+        "2026-01-01T00:00:00+00:00: declserve apply); `declserve force-unlock` needs "
+        "the id that the lock error shows\n"
+    )
 
 
 def test_force_unlock_with_the_right_id_removes_the_lock(
@@ -321,8 +359,10 @@ def test_validate_lists_problems_with_the_error_prefix(tmp_path: Path) -> None:
     (project / "t.yaml").write_text("apiVersion: declserve.io/v1\nkind: Serving\n")
     result = run("validate", "-C", str(project))
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == f"{PREFIX}{project}/t.yaml:1:1: metadata: is required\n" \
-                            f"{PREFIX}{project}/t.yaml:1:1: spec: is required\n"
+    assert (
+        result.stderr == f"{PREFIX}{project}/t.yaml:1:1: metadata: is required\n"
+        f"{PREFIX}{project}/t.yaml:1:1: spec: is required\n"
+    )
 
 
 def test_the_ci_example_turns_validate_lines_into_annotations(tmp_path: Path) -> None:

@@ -16,16 +16,21 @@ def api_error(status: int, text: str) -> docker.errors.APIError:
     return docker.errors.APIError(text, response=response, explanation=text)
 
 
-@pytest.mark.parametrize(("raised", "expected"), [
-    (docker.errors.NotFound("no such container"), NotFound),
-    (api_error(409, "name in use"), Conflict),
-    (api_error(400, "bad memory"), Rejected),
-    (api_error(500, "engine broke"), Rejected),
-    (docker.errors.DockerException("socket gone"), BackendUnavailable),
-    (requests.exceptions.ConnectionError("refused"), BackendUnavailable),
-    (ConnectionRefusedError("refused"), BackendUnavailable),
-])
-def test_sdk_errors_become_declserve_errors(raised: Exception, expected: type[DeclserveError]) -> None:
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (docker.errors.NotFound("no such container"), NotFound),
+        (api_error(409, "name in use"), Conflict),
+        (api_error(400, "bad memory"), Rejected),
+        (api_error(500, "engine broke"), Rejected),
+        (docker.errors.DockerException("socket gone"), BackendUnavailable),
+        (requests.exceptions.ConnectionError("refused"), BackendUnavailable),
+        (ConnectionRefusedError("refused"), BackendUnavailable),
+    ],
+)
+def test_sdk_errors_become_declserve_errors(
+    raised: Exception, expected: type[DeclserveError]
+) -> None:
     with pytest.raises(expected) as caught:
         with engine_errors("do a thing"):
             raise raised

@@ -10,40 +10,64 @@ from declserve.backends.docker.settings import DockerSettings
 from declserve.desired import DesiredServing, ModelSource
 from declserve.spec import Serving
 
-SETTINGS = DockerSettings(project="p", image="tfs:1", bind_address="127.0.0.1",
-                          restart_policy="unless-stopped", state_root=Path("/state/p"),
-                          poll_seconds=2, ready_timeout=5, pull_policy="never")
+SETTINGS = DockerSettings(
+    project="p",
+    image="tfs:1",
+    bind_address="127.0.0.1",
+    restart_policy="unless-stopped",
+    state_root=Path("/state/p"),
+    poll_seconds=2,
+    ready_timeout=5,
+    pull_policy="never",
+)
 
 
 def desired(**spec: object) -> DesiredServing:
-    doc = {"apiVersion": "declserve.io/v1", "kind": "Serving",
-           "metadata": {"name": "m", "labels": {"team": "a"}},
-           "spec": {"model": {"name": "mnist", "version": 2}, **spec}}
+    doc = {
+        "apiVersion": "declserve.io/v1",
+        "kind": "Serving",
+        "metadata": {"name": "m", "labels": {"team": "a"}},
+        "spec": {"model": {"name": "mnist", "version": 2}, **spec},
+    }
     serving = Serving.model_validate(doc)
     model = serving.spec.model
     version = model.version if isinstance(model.version, int) else 2
     return DesiredServing(serving, ModelSource(model.name, version), "m.yaml:1")
 
 
-def inspect_of(d: DesiredServing, source: str = "/reg/Models/mnist", **host: object) -> dict[str, object]:
-    """What `docker inspect` says of a container declserve made for `d` (engine defaults included)."""
+def inspect_of(
+    d: DesiredServing, source: str = "/reg/Models/mnist", **host: object
+) -> dict[str, object]:
+    """What `docker inspect` says of a container declserve made for `d` (with engine defaults)."""
     res = d.spec.resources
     return {
         "Args": tfs.server_args(2, d.spec.batching.enabled),
-        "Config": {"Image": "tfs:1", "Labels": {"team": "a", "maintainer": "image-label",
-                                                  E.LABEL_USER_KEYS: "team"}},
-        "HostConfig": {"NanoCpus": int(res.cpu_cores * 10**9), "Memory": res.memory_bytes,
-                       "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0},
-                       "CpuShares": 0, "OomKillDisable": False, **host},
-        "Mounts": [{"Destination": "/models/mnist", "Source": source},
-                   {"Destination": tfs.CONFIG_DIR, "Source": "/state/m"}],
+        "Config": {
+            "Image": "tfs:1",
+            "Labels": {"team": "a", "maintainer": "image-label", E.LABEL_USER_KEYS: "team"},
+        },
+        "HostConfig": {
+            "NanoCpus": int(res.cpu_cores * 10**9),
+            "Memory": res.memory_bytes,
+            "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0},
+            "CpuShares": 0,
+            "OomKillDisable": False,
+            **host,
+        },
+        "Mounts": [
+            {"Destination": "/models/mnist", "Source": source},
+            {"Destination": tfs.CONFIG_DIR, "Source": "/state/m"},
+        ],
         "State": {"Running": True},
     }
 
 
 def test_what_declserve_created_reads_back_equal_and_engine_defaults_are_ignored() -> None:
-    for d in (desired(), desired(batching={"enabled": True, "maxBatchSize": 8}),
-              desired(resources={"cpu": "1500m", "memory": "3Gi"})):
+    for d in (
+        desired(),
+        desired(batching={"enabled": True, "maxBatchSize": 8}),
+        desired(resources={"cpu": "1500m", "memory": "3Gi"}),
+    ):
         assert E.replica_essence(inspect_of(d)) == E.desired_replica(d, SETTINGS)
 
 
@@ -81,8 +105,11 @@ def test_replicas_that_agree_collapse_and_ones_that_differ_are_named() -> None:
 def test_serving_essence_equals_the_desired_one_for_what_declserve_made() -> None:
     d = desired(instances=2, batching={"enabled": True, "maxBatchSize": 8})
     replica = E.replica_essence(inspect_of(d))
-    files = {"model": {"name": "mnist", "version": 2}, "protected": False,
-             "batching": {"max_batch_size": 8}}
+    files = {
+        "model": {"name": "mnist", "version": 2},
+        "protected": False,
+        "batching": {"max_batch_size": 8},
+    }
     observed = E.serving_essence([("p-m-0", replica), ("p-m-1", dict(replica))], files, None)
     assert observed == E.desired_essence(d, SETTINGS)
 
@@ -105,12 +132,19 @@ def test_model_config_file_round_trip_and_hand_edits() -> None:
 
 
 def test_batching_file_round_trip() -> None:
-    params = {"max_batch_size": 32, "batch_timeout_micros": 5000, "num_batch_threads": 2,
-              "allowed_batch_sizes": [8, 16, 32], "pad_variable_length_inputs": True}
+    params = {
+        "max_batch_size": 32,
+        "batch_timeout_micros": 5000,
+        "num_batch_threads": 2,
+        "allowed_batch_sizes": [8, 16, 32],
+        "pad_variable_length_inputs": True,
+    }
     assert tfs.parse_batching_config(tfs.batching_config_text(params)) == params
 
 
 def test_available_versions_ignore_other_states() -> None:
-    body = (b'{"model_version_status": [{"version": "1", "state": "END"},'
-            b' {"version": "2", "state": "AVAILABLE"}]}')
+    body = (
+        b'{"model_version_status": [{"version": "1", "state": "END"},'
+        b' {"version": "2", "state": "AVAILABLE"}]}'
+    )
     assert tfs.available_versions(body) == (2,)

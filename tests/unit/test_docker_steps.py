@@ -12,21 +12,37 @@ from declserve.plan import Action, DesiredResource, field_diff
 from tests.unit.test_docker_essence import SETTINGS, desired
 
 
-def live_of(spec: dict[str, Any], *, health: HealthStatus | None = None,
-            replica_edits: dict[int, dict[str, Any]] | None = None,
-            extra: list[dict[str, Any]] | None = None, proxy: dict[str, Any] | None = None
-            ) -> LiveResource:
+def live_of(
+    spec: dict[str, Any],
+    *,
+    health: HealthStatus | None = None,
+    replica_edits: dict[int, dict[str, Any]] | None = None,
+    extra: list[dict[str, Any]] | None = None,
+    proxy: dict[str, Any] | None = None,
+) -> LiveResource:
     """A live serving exactly as declserve would have made it from `spec`, then edited."""
     d = desired(**spec)
     essence = desired_essence(d, SETTINGS)
     replicas = []
     for i in range(d.spec.instances):
-        r = {"name": f"p-m-{i}", "id": f"id{i}", "index": i, "running": d.spec.state.value == "running",
-             "status": "running", "essence": desired_replica(d, SETTINGS), "problem": None}
+        r = {
+            "name": f"p-m-{i}",
+            "id": f"id{i}",
+            "index": i,
+            "running": d.spec.state.value == "running",
+            "status": "running",
+            "essence": desired_replica(d, SETTINGS),
+            "problem": None,
+        }
         r.update((replica_edits or {}).get(i, {}))
         replicas.append(r)
-    return LiveResource("serving", "m", essence, health or HealthStatus.ready(),
-                        detail={"replicas": replicas + (extra or []), "proxy": proxy})
+    return LiveResource(
+        "serving",
+        "m",
+        essence,
+        health or HealthStatus.ready(),
+        detail={"replicas": replicas + (extra or []), "proxy": proxy},
+    )
 
 
 def shape(spec: dict[str, Any], live: LiveResource):  # type: ignore[no-untyped-def]
@@ -52,9 +68,15 @@ def test_limits_change_in_place_image_is_a_rolling_recreate() -> None:
     live = live_of({"instances": 2})
     s = shape({"instances": 2, "resources": {"cpu": 2}}, live)
     assert [(t.op, t.target) for t in s.steps] == [(P.LIMITS, "p-m-0"), (P.LIMITS, "p-m-1")]
-    edited = live_of({"instances": 2}, replica_edits={1: {"essence": {
-        **desired_replica(desired(), SETTINGS), "image": "other:1"}}})
-    edited = LiveResource("serving", "m", {**edited.essence, "image": "mixed"}, detail=edited.detail)
+    edited = live_of(
+        {"instances": 2},
+        replica_edits={
+            1: {"essence": {**desired_replica(desired(), SETTINGS), "image": "other:1"}}
+        },
+    )
+    edited = LiveResource(
+        "serving", "m", {**edited.essence, "image": "mixed"}, detail=edited.detail
+    )
     s = shape({"instances": 2}, edited)
     assert [(t.op, t.target) for t in s.steps][:1] == [(P.RECREATE, "p-m-1")]
     assert s.steps[-1].op == P.WAIT
@@ -65,8 +87,12 @@ def test_batching_parameters_restart_every_replica_one_at_a_time() -> None:
     live = live_of(spec)
     s = shape({"instances": 2, "batching": {"enabled": True, "maxBatchSize": 16}}, live)
     ops = [(t.op, t.target) for t in s.steps]
-    assert ops == [(P.WRITE, P.CONFIG_FILES), (P.RECREATE, "p-m-0"), (P.RECREATE, "p-m-1"),
-                   (P.WAIT, "2 replicas")]
+    assert ops == [
+        (P.WRITE, P.CONFIG_FILES),
+        (P.RECREATE, "p-m-0"),
+        (P.RECREATE, "p-m-1"),
+        (P.WAIT, "2 replicas"),
+    ]
     assert "read at start" in s.steps[1].detail
 
 
@@ -79,8 +105,15 @@ def test_scaling_up_creates_and_down_removes_after_the_rest_are_ready() -> None:
 
 
 def test_a_container_started_by_hand_with_the_labels_is_the_one_removed() -> None:
-    intruder = {"name": "handmade", "id": "x", "index": None, "running": True, "status": "running",
-                "essence": desired_replica(desired(), SETTINGS), "problem": None}
+    intruder = {
+        "name": "handmade",
+        "id": "x",
+        "index": None,
+        "running": True,
+        "status": "running",
+        "essence": desired_replica(desired(), SETTINGS),
+        "problem": None,
+    }
     live = live_of({"instances": 2}, extra=[intruder])
     live = LiveResource("serving", "m", {**live.essence, "instances": 3}, detail=live.detail)
     s = shape({"instances": 2}, live)
@@ -98,12 +131,17 @@ def test_stop_and_start_are_their_own_actions() -> None:
 
 
 def test_a_degraded_replica_is_recreated_and_only_it() -> None:
-    live = live_of({"instances": 2}, health=HealthStatus.degraded("p-m-1 is paused"),
-                   replica_edits={1: {"problem": "p-m-1 is paused"}})
+    live = live_of(
+        {"instances": 2},
+        health=HealthStatus.degraded("p-m-1 is paused"),
+        replica_edits={1: {"problem": "p-m-1 is paused"}},
+    )
     s = shape({"instances": 2}, live)
     assert s.action is Action.REPAIR
     assert [(t.op, t.target, t.detail) for t in s.steps] == [
-        (P.RECREATE, "p-m-1", "p-m-1 is paused"), (P.WAIT, "2 replicas", "each serving version 2")]
+        (P.RECREATE, "p-m-1", "p-m-1 is paused"),
+        (P.WAIT, "2 replicas", "each serving version 2"),
+    ]
 
 
 def test_model_name_change_replaces_the_serving() -> None:

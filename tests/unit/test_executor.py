@@ -11,7 +11,9 @@ from declserve.plan import Action, Plan, ResourceChange
 from declserve.provider import ApplyContext
 
 
-def change(name: str, action: Action = Action.CREATE, kind: str = "serving", deps: tuple[str, ...] = ()) -> ResourceChange:
+def change(
+    name: str, action: Action = Action.CREATE, kind: str = "serving", deps: tuple[str, ...] = ()
+) -> ResourceChange:
     return ResourceChange(kind, name, action, (), depends_on=deps)
 
 
@@ -54,7 +56,9 @@ def test_dependencies_run_first_and_deletions_in_reverse() -> None:
     execute_plan(p, rec, parallelism=4, event=lambda a, m: None)
     assert rec.order == ["topic.t", "serving.a"]
     rec = RecorderDouble()
-    p = plan(change("t", Action.DELETE, kind="topic"), change("a", Action.DELETE, deps=("topic.t",)))
+    p = plan(
+        change("t", Action.DELETE, kind="topic"), change("a", Action.DELETE, deps=("topic.t",))
+    )
     execute_plan(p, rec, parallelism=4, event=lambda a, m: None)
     assert rec.order == ["serving.a", "topic.t"]
 
@@ -71,9 +75,17 @@ def test_failure_skips_dependents_only_and_is_reported() -> None:
     rec = RecorderDouble(fail={"t"})
     p = plan(change("t", kind="topic"), change("a", deps=("topic.t",)), change("b"))
     events: list[tuple[str, str]] = []
-    outcomes = {o.address: o for o in execute_plan(p, rec, parallelism=2, event=lambda a, m: events.append((a, m)))}
-    assert outcomes["topic.t"].status is Status.FAILED and "never became ready" in outcomes["topic.t"].detail
-    assert outcomes["serving.a"].status is Status.SKIPPED and "topic.t" in outcomes["serving.a"].detail
+    outcomes = {
+        o.address: o
+        for o in execute_plan(p, rec, parallelism=2, event=lambda a, m: events.append((a, m)))
+    }
+    assert (
+        outcomes["topic.t"].status is Status.FAILED
+        and "never became ready" in outcomes["topic.t"].detail
+    )
+    assert (
+        outcomes["serving.a"].status is Status.SKIPPED and "topic.t" in outcomes["serving.a"].detail
+    )
     assert outcomes["serving.b"].status is Status.DONE
     assert ("serving.b", "working") in events
 
@@ -88,8 +100,10 @@ def test_a_stop_starts_nothing_new_lets_running_changes_finish_their_step() -> N
         ctx.checkpoint()  # ... and it stops before its next one
 
     p = plan(change("a"), change("b"), change("c"))
-    outcomes = {o.address: o for o in execute_plan(p, run, parallelism=1, event=lambda a, m: None,
-                                                   stop=stop)}
+    outcomes = {
+        o.address: o
+        for o in execute_plan(p, run, parallelism=1, event=lambda a, m: None, stop=stop)
+    }
     assert began == ["serving.a"]
     assert outcomes["serving.a"].status is Status.INTERRUPTED
     assert {outcomes["serving.b"].status, outcomes["serving.c"].status} == {Status.SKIPPED}

@@ -44,10 +44,16 @@ def live_state(doc: dict[str, Any]) -> LiveState:
     for r in doc["resources"]:
         health = r.get("health") or {}
         resource = LiveResource(
-            r["kind"], r["name"], r["essence"],
+            r["kind"],
+            r["name"],
+            r["essence"],
             HealthStatus(Health(health.get("state", "ready")), health.get("reason", "")),
-            r.get("observed", {}), r.get("detail", {}), r.get("managed", True),
-            r.get("protected", False), r.get("revision", ""))
+            r.get("observed", {}),
+            r.get("detail", {}),
+            r.get("managed", True),
+            r.get("protected", False),
+            r.get("revision", ""),
+        )
         resources[resource.address] = resource
     return LiveState(resources, tuple(Blocker(**b) for b in doc.get("blockers", [])))
 
@@ -63,9 +69,12 @@ def plan_case(folder: Path) -> tuple[str, str | None]:
     options = json.loads((folder / "options.json").read_text())
     live = live_state(json.loads((folder / "observed.json").read_text()))
     try:
-        plan = ws.plan(live, guards=frozenset(options.get("guards", [])),
-                       targets=frozenset(options["targets"]) if "targets" in options else None,
-                       destroy=options.get("destroy", False))
+        plan = ws.plan(
+            live,
+            guards=frozenset(options.get("guards", [])),
+            targets=frozenset(options["targets"]) if "targets" in options else None,
+            destroy=options.get("destroy", False),
+        )
     except DeclserveError as exc:
         return f"{type(exc).__name__}: {exc}\n", None
     return render.render_text(plan), planfile.to_json(plan) + "\n"

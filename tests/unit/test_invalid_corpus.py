@@ -50,7 +50,8 @@ def test_json_problems_carry_file_line_column_field(
         set(p) == {"file", "line", "column", "field", "message"} for p in problems
     )
     rendered = [
-        f"{p['file']}:{p['line']}:{p['column']}: " + (f"{p['field']}: " if p["field"] else "")
+        f"{p['file']}:{p['line']}:{p['column']}: "
+        + (f"{p['field']}: " if p["field"] else "")
         + p["message"]
         for p in problems
     ]
@@ -61,7 +62,9 @@ def test_the_installed_command_exits_1_on_an_invalid_project() -> None:
     case = CORPUS / "duplicate-key"
     run = subprocess.run(
         [sys.executable, "-m", "declserve.cli", "validate", "-C", str(case)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 1
     assert "spec.instances: duplicate key 'instances'" in run.stderr

@@ -1,4 +1,4 @@
-"""The layers stay apart: the core names no provider and imports none; providers import no command."""
+"""the core names no provider and imports none; providers import no command."""
 
 from __future__ import annotations
 
@@ -10,16 +10,38 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "declserve"
 SDKS = ("docker", "kubernetes", "confluent_kafka", "aiohttp")
-CORE = ["spec", "loader", "yamlsource", "registry", "desired", "live", "plan", "apply", "render",
-        "planfile", "savedplan", "status", "lock", "errors", "schemas", "provider", "providers",
-        "workflow", "commands", "importer"]
+CORE = [
+    "spec",
+    "loader",
+    "yamlsource",
+    "registry",
+    "desired",
+    "live",
+    "plan",
+    "apply",
+    "render",
+    "planfile",
+    "savedplan",
+    "status",
+    "lock",
+    "errors",
+    "schemas",
+    "provider",
+    "providers",
+    "workflow",
+    "commands",
+    "importer",
+]
 PROVIDER_PACKAGES = ("backends", "topics")
 COMMANDS = ("declserve.cli", "declserve.commands")
 # The engine, the live view, the workflow, the commands and status speak of servings and
 # resources only: what a backend is made of is its own business.
 NEUTRAL = ["plan", "live", "workflow", "commands", "status", "apply", "provider"]
-PROVIDER_WORDS = re.compile(r"\b(containers?|replicas?|proxy|proxies|docker|kafka|pods?|"
-                            r"deployments?|kserve)\b", re.IGNORECASE)
+PROVIDER_WORDS = re.compile(
+    r"\b(containers?|replicas?|proxy|proxies|docker|kafka|pods?|"
+    r"deployments?|kserve)\b",
+    re.IGNORECASE,
+)
 
 
 def imports(module: Path) -> set[str]:
@@ -48,7 +70,11 @@ def code_words(module: Path) -> list[str]:
             out.append(node.id)
         elif isinstance(node, ast.Attribute):
             out.append(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
             out.append(node.value)
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             out.append(node.name)
@@ -58,8 +84,12 @@ def code_words(module: Path) -> list[str]:
 @pytest.mark.parametrize("name", CORE)
 def test_core_modules_import_no_provider_and_no_sdk(name: str) -> None:
     found = imports(PACKAGE / f"{name}.py")
-    bad = sorted(m for m in found if m.split(".")[0] in SDKS
-                 or m.startswith(tuple(f"declserve.{p}" for p in PROVIDER_PACKAGES)))
+    bad = sorted(
+        m
+        for m in found
+        if m.split(".")[0] in SDKS
+        or m.startswith(tuple(f"declserve.{p}" for p in PROVIDER_PACKAGES))
+    )
     assert bad == [], f"declserve/{name}.py imports {bad}"
 
 

@@ -25,8 +25,10 @@ spec:
 
 
 def serving(name: str, version: object = 1, extra: str = "") -> str:
-    return (f"apiVersion: declserve.io/v1\nkind: Serving\nmetadata: {{name: {name}}}\n"
-            f"spec:\n  model: {{name: mnist, version: {version}}}\n{extra}")
+    return (
+        f"apiVersion: declserve.io/v1\nkind: Serving\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  model: {{name: mnist, version: {version}}}\n{extra}"
+    )
 
 
 @pytest.fixture
@@ -61,8 +63,12 @@ def test_every_problem_is_reported_not_only_the_first(project: Path) -> None:
     (project / "c.yaml").write_text(serving("c", 9))
     _, problems = collect(project)
     where = sorted((Path(p.file).name, p.field) for p in problems)
-    assert where == [("a.yaml", "spec.instances"), ("a.yaml", "spec.model.version"),
-                     ("b.yaml", "metadata.name"), ("c.yaml", "spec.model.version")]
+    assert where == [
+        ("a.yaml", "spec.instances"),
+        ("a.yaml", "spec.model.version"),
+        ("b.yaml", "metadata.name"),
+        ("c.yaml", "spec.model.version"),
+    ]
 
 
 def test_load_project_raises_with_all_problems(project: Path) -> None:
@@ -80,29 +86,52 @@ def test_latest_is_accepted_and_pinned_later(project: Path) -> None:
 
 def test_the_example_project_is_valid() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "declserve.cli", "validate", "-C",
-         str(ROOT / "examples" / "servings")],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "declserve.cli",
+            "validate",
+            "-C",
+            str(ROOT / "examples" / "servings"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
 
 
 def test_bad_flags_exit_1_with_one_sentence() -> None:
-    run = subprocess.run([sys.executable, "-m", "declserve.cli", "apply", "--parallelism", "zero"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "declserve.cli", "apply", "--parallelism", "zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1
     assert run.stderr.count("\n") == 1 and "--parallelism" in run.stderr and "'zero'" in run.stderr
 
 
 def test_an_unreachable_docker_engine_is_one_clear_sentence(tmp_path: Path) -> None:
     (tmp_path / "declserve.yaml").write_text(
-        PROJECT.replace("backend: {type: docker}", f"backend: {{type: docker, baseUrl: 'unix://{tmp_path}/no.sock'}}"))
+        PROJECT.replace(
+            "backend: {type: docker}",
+            f"backend: {{type: docker, baseUrl: 'unix://{tmp_path}/no.sock'}}",
+        )
+    )
     (tmp_path / "s.yaml").write_text(serving("a"))
-    run = subprocess.run([sys.executable, "-m", "declserve.cli", "plan", "-C", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "declserve.cli", "plan", "-C", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1
-    assert run.stderr == ("declserve: error: cannot reach the Docker engine at "
-                          f"unix://{tmp_path}/no.sock: is dockerd running?\n")
+    assert run.stderr == (
+        "declserve: error: cannot reach the Docker engine at "
+        f"unix://{tmp_path}/no.sock: is dockerd running?\n"
+    )
 
 
 def _problems_of(tmp_path: Path, text: str) -> list[str]:
@@ -138,10 +167,26 @@ def test_shared_aliases_are_not_expanded_to_find_loops(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text, value",
-    [("yes", "yes"), ("no", "no"), ("on", "on"), ("True", True), ("false", False),
-     ("010", 10), ("0o17", 15), ("0x1F", 31), ("1_000", "1_000"), ("1:30", "1:30"),
-     ("2024-01-01", "2024-01-01"), ("1.5", 1.5), ("-.inf", float("-inf")), ("~", None),
-     ("''", ""), ("'2'", "2"), ("!!str 2", "2"), ("!!int '7'", 7)],
+    [
+        ("yes", "yes"),
+        ("no", "no"),
+        ("on", "on"),
+        ("True", True),
+        ("false", False),
+        ("010", 10),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("1_000", "1_000"),
+        ("1:30", "1:30"),
+        ("2024-01-01", "2024-01-01"),
+        ("1.5", 1.5),
+        ("-.inf", float("-inf")),
+        ("~", None),
+        ("''", ""),
+        ("'2'", "2"),
+        ("!!str 2", "2"),
+        ("!!int '7'", 7),
+    ],
 )
 def test_plain_scalars_are_read_as_yaml_1_2_core(tmp_path: Path, text: str, value: object) -> None:
     path = tmp_path / "s.yaml"
@@ -153,7 +198,8 @@ def test_plain_scalars_are_read_as_yaml_1_2_core(tmp_path: Path, text: str, valu
 
 def test_a_value_that_does_not_fit_its_explicit_tag_is_a_problem(tmp_path: Path) -> None:
     assert _problems_of(tmp_path, "v: !!bool yes\n") == [
-        ":1:4: v: cannot read this value: 'yes' is not a YAML bool"]
+        ":1:4: v: cannot read this value: 'yes' is not a YAML bool"
+    ]
 
 
 def test_a_directory_without_a_project_file_is_refused_without_reading_below_it(
@@ -167,22 +213,28 @@ def test_a_directory_without_a_project_file_is_refused_without_reading_below_it(
     assert loaded is None
     assert [p.format() for p in problems] == [
         f"{tmp_path}: there is no declserve.yaml in this directory, so it is not a declserve "
-        "project (name the project directory with -C DIR)"]
+        "project (name the project directory with -C DIR)"
+    ]
 
 
 def test_registry_problems_are_reported_beside_schema_errors(project: Path) -> None:
     # the same document has a schema error elsewhere; other documents have their own
     (project / "a.yaml").write_text(serving("a", 9) + "  instances: lots\n")
-    (project / "b.yaml").write_text(serving("B", extra="  transformer: {script: Resources/no.py}\n")
-                                    .replace("mnist", "nomodel"))
+    (project / "b.yaml").write_text(
+        serving("B", extra="  transformer: {script: Resources/no.py}\n").replace("mnist", "nomodel")
+    )
     (project / "c.yaml").write_text(serving("c", 0) + "  replicas: 2\n")  # version itself is wrong
     _, problems = collect(project)
     found = sorted((Path(p.file).name, p.field, p.message.split(":")[0][:40]) for p in problems)
     assert [(f, field) for f, field, _ in found] == [
-        ("a.yaml", "spec.instances"), ("a.yaml", "spec.model.version"),
-        ("b.yaml", "metadata.name"), ("b.yaml", "spec.model.name"),
-        ("b.yaml", "spec.transformer"), ("b.yaml", "spec.transformer.script"),
-        ("c.yaml", "spec.model.version"), ("c.yaml", "spec.replicas"),
+        ("a.yaml", "spec.instances"),
+        ("a.yaml", "spec.model.version"),
+        ("b.yaml", "metadata.name"),
+        ("b.yaml", "spec.model.name"),
+        ("b.yaml", "spec.transformer"),
+        ("b.yaml", "spec.transformer.script"),
+        ("c.yaml", "spec.model.version"),
+        ("c.yaml", "spec.replicas"),
     ], found
 
 
@@ -191,19 +243,25 @@ def test_the_models_are_checked_when_the_project_file_has_other_errors(project: 
     (project / "a.yaml").write_text(serving("a", 9))
     _, problems = collect(project)
     assert sorted((Path(p.file).name, p.field) for p in problems) == [
-        ("a.yaml", "spec.model.version"), ("declserve.yaml", "spec.backend")]
+        ("a.yaml", "spec.model.version"),
+        ("declserve.yaml", "spec.backend"),
+    ]
 
 
 def test_rules_across_documents_see_documents_with_schema_errors(project: Path) -> None:
     (project / "a.yaml").write_text(serving("a", extra="  instances: lots\n"))
-    (project / "b.yaml").write_text(serving("a", extra="  tool: kserve\n  replicas: 2\n"
-                                                  "  inferenceLogging: {topic: create}\n"))
+    (project / "b.yaml").write_text(
+        serving("a", extra="  tool: kserve\n  replicas: 2\n  inferenceLogging: {topic: create}\n")
+    )
     _, problems = collect(project)
     assert sorted((Path(p.file).name, p.field, p.message.split(";")[0]) for p in problems) == [
         ("a.yaml", "spec.instances", "must be a whole number"),
         ("b.yaml", "metadata.name", "serving 'a' is defined twice"),
-        ("b.yaml", "spec.inferenceLogging",
-         "inference logging needs Kafka: add spec.kafka.bootstrapServers to declserve.yaml"),
+        (
+            "b.yaml",
+            "spec.inferenceLogging",
+            "inference logging needs Kafka: add spec.kafka.bootstrapServers to declserve.yaml",
+        ),
         ("b.yaml", "spec.replicas", "'replicas' is not a known field"),
         ("b.yaml", "spec.tool", "tool 'kserve' needs the 'kubernetes' backend"),
     ]

@@ -10,8 +10,9 @@ import pytest
 
 from declserve.lock import LockHeld, LockInfo, format_duration, parse_duration, project_lock
 
-OTHER = LockInfo("other-id", "apply", "ana", "ci-7", 4242, "declserve apply",
-                 "2026-01-01T00:00:00+00:00")
+OTHER = LockInfo(
+    "other-id", "apply", "ana", "ci-7", 4242, "declserve apply", "2026-01-01T00:00:00+00:00"
+)
 
 
 class LockDouble:
@@ -38,8 +39,20 @@ class LockDouble:
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("1h30m", 5400), ("90s", 90), ("1.5m", 90), ("30", 30), ("0", 0), ("0s", 0),
-     ("500ms", 0.5), ("2h", 7200), ("1m30s", 90), (".5s", 0.5), ("24h", 86400), (" 5m ", 300)],
+    [
+        ("1h30m", 5400),
+        ("90s", 90),
+        ("1.5m", 90),
+        ("30", 30),
+        ("0", 0),
+        ("0s", 0),
+        ("500ms", 0.5),
+        ("2h", 7200),
+        ("1m30s", 90),
+        (".5s", 0.5),
+        ("24h", 86400),
+        (" 5m ", 300),
+    ],
 )
 def test_durations_as_terraform_and_go_spell_them(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -52,7 +65,8 @@ def test_bad_durations(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0, "0s"), (0.5, "0.5s")])
+    "seconds, text", [(5400, "1h30m"), (90, "1m30s"), (0, "0s"), (0.5, "0.5s")]
+)
 def test_durations_are_printed_as_they_are_typed(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text and parse_duration(text) == seconds
 
@@ -60,6 +74,7 @@ def test_durations_are_printed_as_they_are_typed(seconds: float, text: str) -> N
 def test_a_waiting_run_says_so_once_then_takes_the_lock() -> None:
     backend = LockDouble(busy_attempts=3)
     said: list[tuple[LockInfo, float]] = []
+
     def note(holder: LockInfo, timeout: float) -> None:
         said.append((holder, timeout))
 
@@ -73,9 +88,11 @@ def test_the_default_wait_notice_goes_to_stderr(capsys: pytest.CaptureFixture[st
         pass
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == ("declserve: the project is locked; waiting up to 1h30m for lock other-id held "
-                   "by ana@ci-7 (pid 4242, apply) since 2026-01-01T00:00:00+00:00: "
-                   "declserve apply\n")
+    assert err == (
+        "declserve: the project is locked; waiting up to 1h30m for lock other-id held "
+        "by ana@ci-7 (pid 4242, apply) since 2026-01-01T00:00:00+00:00: "
+        "declserve apply\n"
+    )
 
 
 def test_without_a_timeout_the_lock_error_comes_at_once_and_nothing_waits() -> None:
@@ -90,8 +107,9 @@ def test_without_a_timeout_the_lock_error_comes_at_once_and_nothing_waits() -> N
 
 def test_the_lock_error_after_waiting_says_how_long() -> None:
     with pytest.raises(LockHeld) as err:
-        with project_lock(LockDouble(busy_attempts=10**9), "apply", 0.001,
-                          on_wait=lambda h, t: None, poll=0.001):
+        with project_lock(
+            LockDouble(busy_attempts=10**9), "apply", 0.001, on_wait=lambda h, t: None, poll=0.001
+        ):
             pass
     assert str(err.value).startswith("the project is locked after waiting 0")
 

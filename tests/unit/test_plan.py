@@ -1,4 +1,4 @@
-"""The plan engine on hand-made essences, with a planner double: actions, fields, repairs, guards."""
+"""The plan engine on hand-made essences with a planner double: actions, fields, repairs, guards."""
 
 from __future__ import annotations
 
@@ -24,15 +24,19 @@ ESSENCE = {"model": {"name": "mnist", "version": 2}, "instances": 2, "state": "r
 
 
 class PlannerDouble:
-    """A test double of a provider's planner: one step per changed field, replace on `model.name`."""
+    """A test double of a provider's planner: a step per changed field, replace on `model.name`."""
 
     def __init__(self, kind: str, guard: str, everything: bool = True) -> None:
         self.kind = kind
         self.delete_guard = guard
         self.guard_everything = everything
 
-    def shape(self, desired: DesiredResource | None, live: LiveResource | None,
-              changes: Sequence[FieldChange]) -> Shape:
+    def shape(
+        self,
+        desired: DesiredResource | None,
+        live: LiveResource | None,
+        changes: Sequence[FieldChange],
+    ) -> Shape:
         if desired is None:
             return Shape(Action.DELETE, (Step("remove", "all"),))
         if live is None:
@@ -47,23 +51,29 @@ class PlannerDouble:
         return f"{live.address} has no spec; {self.delete_guard} would delete it"
 
 
-PLANNERS = {"serving": PlannerDouble("serving", "--prune"),
-            "topic": PlannerDouble("topic", "--delete-topics", everything=False)}
+PLANNERS = {
+    "serving": PlannerDouble("serving", "--prune"),
+    "topic": PlannerDouble("topic", "--delete-topics", everything=False),
+}
 
 
 def want(name: str = "m", deps: tuple[str, ...] = (), **fields: Any) -> DesiredResource:
     return DesiredResource("serving", name, {**ESSENCE, **fields}, deps)
 
 
-def have(name: str = "m", kind: str = "serving", health: HealthStatus | None = None,
-         **fields: Any) -> LiveResource:
-    return LiveResource(kind, name, {**ESSENCE, **fields}, health or HealthStatus.ready(),
-                        revision=f"rev-{name}")
+def have(
+    name: str = "m", kind: str = "serving", health: HealthStatus | None = None, **fields: Any
+) -> LiveResource:
+    return LiveResource(
+        kind, name, {**ESSENCE, **fields}, health or HealthStatus.ready(), revision=f"rev-{name}"
+    )
 
 
 def plan_of(desired: list[DesiredResource], live: list[LiveResource], **kw: Any) -> Plan:
     state = LiveState({r.address: r for r in live})
-    return make_plan(project="p", backend="test", desired=desired, live=state, planners=PLANNERS, **kw)
+    return make_plan(
+        project="p", backend="test", desired=desired, live=state, planners=PLANNERS, **kw
+    )
 
 
 def test_no_changes_when_live_matches() -> None:
@@ -89,7 +99,9 @@ def test_version_bump_is_an_update_of_one_field() -> None:
 def test_replace_counts_as_add_and_destroy() -> None:
     plan = plan_of([want(model={"name": "iris", "version": 2})], [have()])
     (change,) = plan.changes
-    assert change.action is Action.REPLACE and change.symbol == "-/+" and "model.name" in change.reason
+    assert (
+        change.action is Action.REPLACE and change.symbol == "-/+" and "model.name" in change.reason
+    )
     assert (plan.summary.add, plan.summary.destroy) == (1, 1)
 
 
@@ -111,29 +123,40 @@ def test_progressing_is_a_warning_not_a_change() -> None:
 def test_removed_spec_is_deleted_only_with_its_guard() -> None:
     live = [have("m"), have("k")]
     plan = plan_of([want("k")], live)
-    assert plan.changes == () and plan.warnings == ("serving.m has no spec; --prune would delete it",)
+    assert plan.changes == () and plan.warnings == (
+        "serving.m has no spec; --prune would delete it",
+    )
     pruned = plan_of([want("k")], live, allowed_deletions=frozenset({"--prune"}))
     (change,) = pruned.changes
     assert change.action is Action.DELETE and change.name == "m" and pruned.summary.destroy == 1
     assert change.reason == "no spec for it; --prune"
-    destroyed = plan_of([], live, allowed_deletions=frozenset({"--prune"}), destroy=True,
-                        allow_empty=True)
+    destroyed = plan_of(
+        [], live, allowed_deletions=frozenset({"--prune"}), destroy=True, allow_empty=True
+    )
     assert {c.reason for c in destroyed.changes} == {"declserve destroy"}
 
 
 def test_pruning_everything_needs_allow_empty() -> None:
     with pytest.raises(EmptyPlanRefused, match="delete all 1 servings"):
         plan_of([], [have()], allowed_deletions=frozenset({"--prune"}))
-    (change,) = plan_of([], [have()], allowed_deletions=frozenset({"--prune"}),
-                        allow_empty=True).changes
+    (change,) = plan_of(
+        [], [have()], allowed_deletions=frozenset({"--prune"}), allow_empty=True
+    ).changes
     assert change.action is Action.DELETE
 
 
 def test_protected_resource_survives_its_guard() -> None:
     guarded = LiveResource("serving", "g", dict(ESSENCE), protected=True)
     state = LiveState({guarded.address: guarded})
-    plan = make_plan(project="p", backend="t", desired=[], live=state, planners=PLANNERS,
-                     allowed_deletions=frozenset({"--prune"}), allow_empty=True)
+    plan = make_plan(
+        project="p",
+        backend="t",
+        desired=[],
+        live=state,
+        planners=PLANNERS,
+        allowed_deletions=frozenset({"--prune"}),
+        allow_empty=True,
+    )
     assert plan.changes == () and any("unprotect g" in w for w in plan.warnings)
 
 
@@ -164,8 +187,9 @@ def test_dependencies_come_first_and_unused_resources_wait_for_their_own_guard()
     assert plan.warnings == ("topic.old has no spec; --delete-topics would delete it",)
     plan = plan_of([serving, topic], [old, foreign], allowed_deletions=frozenset({"--prune"}))
     assert plan.change_for("topic.old") is None
-    plan = plan_of([serving, topic], [old, foreign],
-                   allowed_deletions=frozenset({"--delete-topics"}))
+    plan = plan_of(
+        [serving, topic], [old, foreign], allowed_deletions=frozenset({"--delete-topics"})
+    )
     assert plan.change_for("topic.old") is not None and plan.change_for("topic.theirs") is None
 
 
@@ -178,5 +202,7 @@ def test_fingerprint_follows_what_the_plan_is_made_of() -> None:
     assert base != fp(have(model={"name": "mnist", "version": 3}))
     assert base != fp(LiveResource("serving", "m", dict(ESSENCE), revision="other"))
     assert base != fp(have(health=HealthStatus.degraded("x")))
-    assert fp(have(health=HealthStatus.degraded("x"))) == fp(have(health=HealthStatus.degraded("y")))
+    assert fp(have(health=HealthStatus.degraded("x"))) == fp(
+        have(health=HealthStatus.degraded("y"))
+    )
     assert base == fp(have(), LiveResource("topic", "theirs", {"partitions": 1}, managed=False))

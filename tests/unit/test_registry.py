@@ -1,4 +1,4 @@
-"""The registry: version listing, broken versions, `latest`, and paths that try to leave the root."""
+"""The registry: version listing, broken versions, `latest`, and paths trying to leave the root."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from declserve.registry import Registry, RegistryError
 
 
-def _version(root: Path, model: str, version: str, *, pb: bool = True, variables: bool = True) -> Path:
+def _version(
+    root: Path, model: str, version: str, *, pb: bool = True, variables: bool = True
+) -> Path:
     path = root / "Models" / model / version
     path.mkdir(parents=True)
     if pb:
@@ -66,12 +68,16 @@ def test_missing_version_names_the_valid_ones(registry: Registry) -> None:
 
 
 def test_unknown_model_names_the_known_ones(registry: Registry) -> None:
-    with pytest.raises(RegistryError, match=r"model 'resnet' is not in the registry \(models: mnist\)"):
+    with pytest.raises(
+        RegistryError, match=r"model 'resnet' is not in the registry \(models: mnist\)"
+    ):
         registry.model_dir("resnet")
 
 
 @pytest.mark.parametrize("name", ["..", "../x", "/etc", ".hidden", "a/b", ""])
-def test_model_names_that_are_not_plain_directories_are_refused(registry: Registry, name: str) -> None:
+def test_model_names_that_are_not_plain_directories_are_refused(
+    registry: Registry, name: str
+) -> None:
     with pytest.raises(RegistryError, match="not a plain directory name"):
         registry.model_dir(name)
 
@@ -91,7 +97,9 @@ def test_version_symlink_pointing_outside_is_refused(tmp_path: Path, registry: R
         registry.resolve("mnist", 20)
 
 
-def test_saved_model_symlink_pointing_outside_is_refused(tmp_path: Path, registry: Registry) -> None:
+def test_saved_model_symlink_pointing_outside_is_refused(
+    tmp_path: Path, registry: Registry
+) -> None:
     secret = tmp_path / "secret.pb"
     secret.write_bytes(b"x")
     path = _version(registry.root, "other", "1", pb=False)

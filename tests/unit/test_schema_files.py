@@ -22,7 +22,8 @@ def test_checked_in_schemas_equal_the_generated_ones() -> None:
         path = ROOT / "schema" / name
         assert path.is_file(), f"schema/{name} is missing: run `declserve schema --write schema`"
         assert path.read_text() == text, (
-            f"schema/{name} is stale: run `declserve schema --write schema`")
+            f"schema/{name} is stale: run `declserve schema --write schema`"
+        )
 
 
 def test_example_specs_validate_against_the_schema_and_point_at_it() -> None:
@@ -45,8 +46,12 @@ def test_example_specs_validate_against_the_schema_and_point_at_it() -> None:
 
 def test_schema_rejects_unknown_fields() -> None:
     schema = json.loads(schemas.render("Serving"))
-    doc = {"apiVersion": "declserve.io/v1", "kind": "Serving", "metadata": {"name": "x"},
-           "spec": {"model": {"name": "m", "version": 1}, "replicas": 2}}
+    doc = {
+        "apiVersion": "declserve.io/v1",
+        "kind": "Serving",
+        "metadata": {"name": "x"},
+        "spec": {"model": {"name": "m", "version": 1}, "replicas": 2},
+    }
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     assert any("replicas" in e.message for e in errors)
 
@@ -71,63 +76,130 @@ spec:
   {FIELD}
 """
 SERVING_CASES = [
-    "model: {name: mnist, version: 2}", "model: {name: mnist, version: '2'}",
-    "model: {name: mnist, version: 2.0}", "model: {name: mnist, version: 1.5}",
-    "model: {name: mnist, version: latest}", "model: {name: mnist, version: 0}",
-    "model: {name: mnist, version: true}", "model: {name: mnist, version: 2147483648}",
-    "model: {name: mnist, version: newest}", "model: {name: mnist, version: null}",
-    "model: {name: mnist, version: 1e400}", "model: {name: '../x', version: 1}",
-    "protected: true", "protected: True", "protected: yes", "protected: 'true'", "protected: 1",
-    "protected: on", "protected: false",
-    "instances: 2", "instances: '2'", "instances: 2.0", "instances: 1001", "instances: -1",
-    "instances: 010", "instances: 0x10", "instances: 1_000", "instances: two",
-    "tool: kserve", "tool: KSERVE", "tool: 1", "state: stopped", "state: off",
-    "server: tensorflow-serving", "server: triton",
-    "resources: {cpu: 1}", "resources: {cpu: 0.5}", "resources: {cpu: 500m}",
-    "resources: {cpu: 2 cores}", "resources: {cpu: true}", "resources: {cpu: '1'}",
-    "resources: {cpu: ' 1'}", "resources: {cpu: '1.50000'}", "resources: {cpu: 500.0m}",
-    "resources: {cpu: '1.'}", "resources: {cpu: '+1'}", "resources: {cpu: 1025}",
-    "resources: {memory: '1Gi '}", "resources: {memory: 1.5Gi}", "resources: {memory: 1e3}",
+    "model: {name: mnist, version: 2}",
+    "model: {name: mnist, version: '2'}",
+    "model: {name: mnist, version: 2.0}",
+    "model: {name: mnist, version: 1.5}",
+    "model: {name: mnist, version: latest}",
+    "model: {name: mnist, version: 0}",
+    "model: {name: mnist, version: true}",
+    "model: {name: mnist, version: 2147483648}",
+    "model: {name: mnist, version: newest}",
+    "model: {name: mnist, version: null}",
+    "model: {name: mnist, version: 1e400}",
+    "model: {name: '../x', version: 1}",
+    "protected: true",
+    "protected: True",
+    "protected: yes",
+    "protected: 'true'",
+    "protected: 1",
+    "protected: on",
+    "protected: false",
+    "instances: 2",
+    "instances: '2'",
+    "instances: 2.0",
+    "instances: 1001",
+    "instances: -1",
+    "instances: 010",
+    "instances: 0x10",
+    "instances: 1_000",
+    "instances: two",
+    "tool: kserve",
+    "tool: KSERVE",
+    "tool: 1",
+    "state: stopped",
+    "state: off",
+    "server: tensorflow-serving",
+    "server: triton",
+    "resources: {cpu: 1}",
+    "resources: {cpu: 0.5}",
+    "resources: {cpu: 500m}",
+    "resources: {cpu: 2 cores}",
+    "resources: {cpu: true}",
+    "resources: {cpu: '1'}",
+    "resources: {cpu: ' 1'}",
+    "resources: {cpu: '1.50000'}",
+    "resources: {cpu: 500.0m}",
+    "resources: {cpu: '1.'}",
+    "resources: {cpu: '+1'}",
+    "resources: {cpu: 1025}",
+    "resources: {memory: '1Gi '}",
+    "resources: {memory: 1.5Gi}",
+    "resources: {memory: 1e3}",
     "resources: {memory: 7340032.5}",
-    "resources: {memory: 1Gi}", "resources: {memory: 1073741824}", "resources: {memory: 1.5}",
-    "resources: {memory: 1Xi}", "resources: {memory: true}",
-    "resources: {gpus: 17}", "resources: {gpus: '1'}", "resources: {gpus: 1.0}",
-    "batching: {enabled: yes}", "batching: {enabled: true, maxBatchSize: '8'}",
+    "resources: {memory: 1Gi}",
+    "resources: {memory: 1073741824}",
+    "resources: {memory: 1.5}",
+    "resources: {memory: 1Xi}",
+    "resources: {memory: true}",
+    "resources: {gpus: 17}",
+    "resources: {gpus: '1'}",
+    "resources: {gpus: 1.0}",
+    "batching: {enabled: yes}",
+    "batching: {enabled: true, maxBatchSize: '8'}",
     "batching: {enabled: true, maxBatchSize: 8, allowedBatchSizes: [4.0, 8]}",
     "batching: {enabled: true, allowedBatchSizes: ['8']}",
     "batching: {enabled: true, padVariableLengthInputs: no}",
-    "inferenceLogging: {mode: everything}", "inferenceLogging: {topic: 'bad topic'}",
-    "inferenceLogging: {topic: create, mode: predictions}", "inferenceLogging: null",
-    "transformer: null", "replicas: 2", "model: {name: mnist}",
-    "inference_logging: {topic: create}", "batching: {enabled: true, max_batch_size: 8}",
+    "inferenceLogging: {mode: everything}",
+    "inferenceLogging: {topic: 'bad topic'}",
+    "inferenceLogging: {topic: create, mode: predictions}",
+    "inferenceLogging: null",
+    "transformer: null",
+    "replicas: 2",
+    "model: {name: mnist}",
+    "inference_logging: {topic: create}",
+    "batching: {enabled: true, max_batch_size: 8}",
     "model: {name: mnist, version: 1, x: 1}",
 ]
-LABEL_CASES = ["{team: vision}", "{team: 1}", "{team: yes}", "{team: no}", "{'bad key!': x}",
-               "{team: ''}", "{team: " + "x" * 64 + "}", "[team]", "null"]
+LABEL_CASES = [
+    "{team: vision}",
+    "{team: 1}",
+    "{team: yes}",
+    "{team: no}",
+    "{'bad key!': x}",
+    "{team: ''}",
+    "{team: " + "x" * 64 + "}",
+    "[team]",
+    "null",
+]
 BACKEND_CASES = [
-    "{type: docker}", "{type: podman}", "{type: docker, pollSeconds: '2'}",
-    "{type: docker, pollSeconds: 2.0}", "{type: docker, restartPolicy: no}",
-    "{type: docker, restartPolicy: 'no'}", "{type: kubernetes, namespace: ML}",
-    "{type: kubernetes, readyTimeoutSeconds: yes}", "{image: x}",
+    "{type: docker}",
+    "{type: podman}",
+    "{type: docker, pollSeconds: '2'}",
+    "{type: docker, pollSeconds: 2.0}",
+    "{type: docker, restartPolicy: no}",
+    "{type: docker, restartPolicy: 'no'}",
+    "{type: kubernetes, namespace: ML}",
+    "{type: kubernetes, readyTimeoutSeconds: yes}",
+    "{image: x}",
 ]
 PROJECT_CASES = [
-    "kafka: {bootstrapServers: []}", "kafka: {bootstrapServers: [127.0.0.1:9092]}",
+    "kafka: {bootstrapServers: []}",
+    "kafka: {bootstrapServers: [127.0.0.1:9092]}",
     "kafka: {bootstrapServers: 127.0.0.1:9092}",
     "kafka: {bootstrapServers: [k:1], partitions: yes}",
     "kafka: {bootstrapServers: [k:1], partitions: '3'}",
     "kafka: {bootstrapServers: [k:1], retentionMs: -1}",
-    "kafka: null", "registry2: r",
+    "kafka: null",
+    "registry2: r",
 ]
 # Rules the schema cannot state (across fields, or inside a quantity's spelling): the loader
 # alone refuses these, and the schema accepts them. Anything else must get the same verdict.
 TOOL_ONLY = {
-    "instances: 0", "transformer: {script: t.py}", "batching: {maxBatchSize: 4}",
+    "instances: 0",
+    "transformer: {script: t.py}",
+    "batching: {maxBatchSize: 4}",
     "batching: {enabled: true, maxBatchSize: 8, allowedBatchSizes: [4, 16]}",
     "batching: {enabled: true, allowedBatchSizes: [8, 4]}",
-    "inferenceLogging: {topic: none, mode: all}", "resources: {cpu: 0.0001}",
-    "resources: {cpu: '0'}", "resources: {cpu: '2000'}",
-    "resources: {memory: 1Ki}", "resources: {memory: 0.5Ki}", "resources: {cpu: .nan}",
-    "resources: {cpu: 0.5m}", "kafka: {bootstrapServers: [k:1], topicPattern: x}",
+    "inferenceLogging: {topic: none, mode: all}",
+    "resources: {cpu: 0.0001}",
+    "resources: {cpu: '0'}",
+    "resources: {cpu: '2000'}",
+    "resources: {memory: 1Ki}",
+    "resources: {memory: 0.5Ki}",
+    "resources: {cpu: .nan}",
+    "resources: {cpu: 0.5m}",
+    "kafka: {bootstrapServers: [k:1], topicPattern: x}",
 }
 
 
@@ -136,15 +208,26 @@ def _with_model(field: str) -> str:
 
 
 def _cases() -> list[tuple[str, str, str]]:
-    cases = [("Serving", f, SERVING.replace("{LABELS}", "{}").replace("{FIELD}", _with_model(f)))
-             for f in SERVING_CASES + sorted(c for c in TOOL_ONLY if not c.startswith("kafka"))]
-    cases += [("Serving", f"labels: {lab}",
-               SERVING.replace("{LABELS}", lab).replace("{FIELD}", _with_model("")))
-              for lab in LABEL_CASES]
-    cases += [("Project", f"backend: {b}", PROJECT.replace("{BACKEND}", b).replace("{FIELD}", ""))
-              for b in BACKEND_CASES]
-    cases += [("Project", f, PROJECT.replace("{BACKEND}", "{type: docker}").replace("{FIELD}", f))
-              for f in PROJECT_CASES + sorted(c for c in TOOL_ONLY if c.startswith("kafka"))]
+    cases = [
+        ("Serving", f, SERVING.replace("{LABELS}", "{}").replace("{FIELD}", _with_model(f)))
+        for f in SERVING_CASES + sorted(c for c in TOOL_ONLY if not c.startswith("kafka"))
+    ]
+    cases += [
+        (
+            "Serving",
+            f"labels: {lab}",
+            SERVING.replace("{LABELS}", lab).replace("{FIELD}", _with_model("")),
+        )
+        for lab in LABEL_CASES
+    ]
+    cases += [
+        ("Project", f"backend: {b}", PROJECT.replace("{BACKEND}", b).replace("{FIELD}", ""))
+        for b in BACKEND_CASES
+    ]
+    cases += [
+        ("Project", f, PROJECT.replace("{BACKEND}", "{type: docker}").replace("{FIELD}", f))
+        for f in PROJECT_CASES + sorted(c for c in TOOL_ONLY if c.startswith("kafka"))
+    ]
     return cases
 
 
@@ -167,7 +250,8 @@ def test_loader_and_published_schema_agree(kind: str, case: str, text: str, tmp_
     else:
         verdict = {True: "accepts", False: "rejects"}
         assert loader_ok == schema_ok, (
-            f"the loader {verdict[loader_ok]} {case!r}; the schema {verdict[schema_ok]} it")
+            f"the loader {verdict[loader_ok]} {case!r}; the schema {verdict[schema_ok]} it"
+        )
 
 
 def test_the_agreement_corpus_has_both_verdicts(tmp_path: Path) -> None:

@@ -13,14 +13,22 @@ from declserve.spec import Project, Resources, Serving, parse_cpu, parse_memory
 
 def serving(**spec: Any) -> dict[str, Any]:
     body = {"model": {"name": "mnist", "version": 1}, **spec}
-    return {"apiVersion": "declserve.io/v1", "kind": "Serving", "metadata": {"name": "m"},
-            "spec": body}
+    return {
+        "apiVersion": "declserve.io/v1",
+        "kind": "Serving",
+        "metadata": {"name": "m"},
+        "spec": body,
+    }
 
 
 def test_defaults_follow_the_reference_page() -> None:
     s = Serving.model_validate(serving()).spec
     assert (s.tool.value, s.state.value, s.instances, s.server) == (
-        "default", "running", 1, "tensorflow-serving")
+        "default",
+        "running",
+        1,
+        "tensorflow-serving",
+    )
     assert s.batching.enabled is False and s.inference_logging is None and s.transformer is None
     assert (s.resources.cpu, s.resources.memory, s.resources.gpus) == ("1", "1Gi", 0)
 
@@ -70,8 +78,10 @@ def test_quantities_are_stored_in_canonical_spelling() -> None:
         ({"instances": 0}, "scale to zero"),
         ({"transformer": {"script": "t.py"}}, "transformer needs tool 'kserve'"),
         ({"batching": {"maxBatchSize": 4}}, "enabled is false"),
-        ({"batching": {"enabled": True, "maxBatchSize": 8, "allowedBatchSizes": [4, 16]}},
-         "equal maxBatchSize"),
+        (
+            {"batching": {"enabled": True, "maxBatchSize": 8, "allowedBatchSizes": [4, 16]}},
+            "equal maxBatchSize",
+        ),
         ({"inferenceLogging": {"topic": "none", "mode": "all"}}, "no effect"),
         ({"transformer": {"script": "t.sh"}, "tool": "kserve"}, ".py file"),
         ({"replicas": 2}, "Extra inputs"),
@@ -99,7 +109,8 @@ def test_specs_are_immutable() -> None:
 def test_project_backend_is_chosen_by_type() -> None:
     base = {"apiVersion": "declserve.io/v1", "kind": "Project", "metadata": {"name": "p"}}
     docker = Project.model_validate(
-        {**base, "spec": {"registry": "r", "backend": {"type": "docker"}}})
+        {**base, "spec": {"registry": "r", "backend": {"type": "docker"}}}
+    )
     assert docker.spec.backend.type == "docker" and docker.spec.backend.bind_address == "127.0.0.1"
     assert docker.spec.backend.image.startswith("tensorflow/serving:")
     kube = Project.model_validate(

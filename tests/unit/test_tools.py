@@ -20,14 +20,23 @@ def test_the_tools_are_configured_as_agreed() -> None:
 
 
 def test_ruff_finds_nothing() -> None:
-    run = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache",
-                          "--output-format", "concise", "."],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1000:]
 
 
 def test_mypy_strict_finds_nothing() -> None:
-    run = subprocess.run([sys.executable, "-m", "mypy", "declserve"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "declserve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1000:]
     assert "Success: no issues found" in run.stdout

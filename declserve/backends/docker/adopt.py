@@ -26,8 +26,14 @@ def _arg(args: list[str], flag: str) -> str | None:
 
 
 def _model_mount(attrs: dict[str, Any]) -> dict[str, Any] | None:
-    return next((m for m in attrs.get("Mounts") or ()
-                 if str(m.get("Destination", "")).startswith(tfs.MODELS_MOUNT + "/")), None)
+    return next(
+        (
+            m
+            for m in attrs.get("Mounts") or ()
+            if str(m.get("Destination", "")).startswith(tfs.MODELS_MOUNT + "/")
+        ),
+        None,
+    )
 
 
 def model_of(attrs: dict[str, Any]) -> str | None:
@@ -41,8 +47,12 @@ def model_of(attrs: dict[str, Any]) -> str | None:
     return model
 
 
-def spec_from_containers(name: str, containers: list[dict[str, Any]], project: LoadedProject,
-                         served: tuple[int, ...] | None) -> dict[str, Any]:
+def spec_from_containers(
+    name: str,
+    containers: list[dict[str, Any]],
+    project: LoadedProject,
+    served: tuple[int, ...] | None,
+) -> dict[str, Any]:
     """A Serving document describing what the hand-made containers run."""
     first = containers[0]
     shown = first["Name"].lstrip("/")
@@ -53,8 +63,9 @@ def spec_from_containers(name: str, containers: list[dict[str, Any]], project: L
     if mount is not None:
         source = Path(mount["Source"]).resolve()
         if project.registry.model_dir(model).resolve() != source:
-            raise ImportRefused(f"{shown} mounts {source}, which is not Models/{model} of the "
-                                "project's registry")
+            raise ImportRefused(
+                f"{shown} mounts {source}, which is not Models/{model} of the project's registry"
+            )
     valid = project.registry.valid_versions(model)
     version = max(served) if served else (valid[-1] if valid else None)
     if version is None:
@@ -66,8 +77,10 @@ def spec_from_containers(name: str, containers: list[dict[str, Any]], project: L
     if host.get("Memory"):
         resources["memory"] = S.format_memory(host["Memory"])
     running = any(c["State"].get("Running") for c in containers)
-    spec: dict[str, Any] = {"model": {"name": model, "version": version},
-                            "instances": len(containers)}
+    spec: dict[str, Any] = {
+        "model": {"name": model, "version": version},
+        "instances": len(containers),
+    }
     if not running:
         spec["state"] = "stopped"
     if tfs.split_batching_args(list(first.get("Args") or []))[1]:

@@ -14,7 +14,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,8 +44,12 @@ Attrs = dict[str, Any]
 
 
 class DockerBackend(P.DockerPlanner):
-    def __init__(self, settings: DockerSettings, project: LoadedProject,
-                 client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: DockerSettings,
+        project: LoadedProject,
+        client: docker.DockerClient | None = None,
+    ) -> None:
         super().__init__(settings)
         self.project = project
         self.client = client or connect(settings.base_url)
@@ -85,13 +89,16 @@ class DockerBackend(P.DockerPlanner):
         return out
 
     def _endpoint(self, attrs: Attrs) -> str | None:
-        ports = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{tfs.REST_PORT}/tcp")
+        ports = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(
+            f"{tfs.REST_PORT}/tcp"
+        )
         if not ports:
             return None
         return f"http://{self.settings.host}:{ports[0]['HostPort']}"
 
-    def served_versions(self, endpoint: str | None, model: str | None,
-                        timeout: float = 1.0) -> tuple[int, ...] | None:
+    def served_versions(
+        self, endpoint: str | None, model: str | None, timeout: float = 1.0
+    ) -> tuple[int, ...] | None:
         """Versions the server reports AVAILABLE; None when it does not answer.
 
         http.client rather than urllib: a plan asks every replica, and urllib's opener and
@@ -122,7 +129,11 @@ class DockerBackend(P.DockerPlanner):
             return None
         labels = attrs["Config"]["Labels"]
         state = attrs["State"]
-        if labels.get(E.LABEL_ROLE) == X.ROLE_PROXY or not state.get("Running") or state.get("Paused"):
+        if (
+            labels.get(E.LABEL_ROLE) == X.ROLE_PROXY
+            or not state.get("Running")
+            or state.get("Paused")
+        ):
             return attrs, None
         return attrs, self.served_versions(self._endpoint(attrs), labels.get(E.LABEL_MODEL))
 
@@ -149,7 +160,9 @@ class DockerBackend(P.DockerPlanner):
             resources[live.address] = live
         return LiveState(resources, tuple(self._blockers(raw, names)))
 
-    def _replica(self, attrs: Attrs, served: tuple[int, ...] | None, version: Any) -> dict[str, Any]:
+    def _replica(
+        self, attrs: Attrs, served: tuple[int, ...] | None, version: Any
+    ) -> dict[str, Any]:
         state = attrs["State"]
         index = attrs["Config"]["Labels"].get(E.LABEL_INDEX, "")
         name = attrs["Name"].lstrip("/")
@@ -164,20 +177,32 @@ class DockerBackend(P.DockerPlanner):
             shown = ", ".join(map(str, served)) or "nothing"
             problem = f"{name} serves {shown}, not version {version}"
         return {
-            "name": name, "id": attrs["Id"], "index": int(index) if index.isdigit() else None,
-            "running": bool(state.get("Running")), "status": state.get("Status", "unknown"),
-            "essence": E.replica_essence(attrs), "problem": problem,
-            "endpoint": self._endpoint(attrs), "servedVersions": list(served or ()),
+            "name": name,
+            "id": attrs["Id"],
+            "index": int(index) if index.isdigit() else None,
+            "running": bool(state.get("Running")),
+            "status": state.get("Status", "unknown"),
+            "essence": E.replica_essence(attrs),
+            "problem": problem,
+            "endpoint": self._endpoint(attrs),
+            "servedVersions": list(served or ()),
         }
 
-    def _live(self, serving: str, containers: list[tuple[Attrs, tuple[int, ...] | None]],
-              proxy: Attrs | None) -> LiveResource:
-        dirs = [E.config_dir_of(a) for a, _ in containers] + ([E.config_dir_of(proxy)] if proxy else [])
+    def _live(
+        self,
+        serving: str,
+        containers: list[tuple[Attrs, tuple[int, ...] | None]],
+        proxy: Attrs | None,
+    ) -> LiveResource:
+        dirs = [E.config_dir_of(a) for a, _ in containers] + (
+            [E.config_dir_of(proxy)] if proxy else []
+        )
         config_dir = next((d for d in dirs if d), None)
         files = E.files_essence(config_dir)
         version = files["model"].get("version")
-        reps = sorted((self._replica(a, served, version) for a, served in containers),
-                      key=lambda r: r["name"])
+        reps = sorted(
+            (self._replica(a, served, version) for a, served in containers), key=lambda r: r["name"]
+        )
         logging = X.observed_logging(proxy, config_dir) if proxy else None
         essence = E.serving_essence([(r["name"], r["essence"]) for r in reps], files, logging)
         problems = [r["problem"] for r in reps if r["problem"]]
@@ -187,34 +212,55 @@ class DockerBackend(P.DockerPlanner):
         if proxy is not None:
             up = bool(proxy["State"].get("Running"))
             current = X.read_upstreams(config_dir) == sorted(endpoints)
-            proxy_detail = {"name": proxy["Name"].lstrip("/"), "id": proxy["Id"], "running": up,
-                            "upstreamsCurrent": current}
+            proxy_detail = {
+                "name": proxy["Name"].lstrip("/"),
+                "id": proxy["Id"],
+                "running": up,
+                "upstreamsCurrent": current,
+            }
             if running and not up:
                 problems.append(f"the logging proxy {proxy_detail['name']} is not running")
             elif running and not current:
                 problems.append("the logging proxy's list of replicas is stale")
         health = HealthStatus.degraded("; ".join(problems)) if problems else HealthStatus.ready()
-        proxy_url = X.endpoint(config_dir, self.settings.host) if proxy_detail and proxy_detail["running"] else None
+        proxy_url = (
+            X.endpoint(config_dir, self.settings.host)
+            if proxy_detail and proxy_detail["running"]
+            else None
+        )
         observed = {
             "endpoints": [proxy_url] if proxy_url else endpoints,
             "servedVersions": sorted({v for r in reps for v in r["servedVersions"]}),
             "ready": sum(1 for r in running if not r["problem"]),
-            "members": [{"name": r["name"], "state": r["status"], "endpoint": r["endpoint"],
-                         "servedVersions": r["servedVersions"]} for r in reps],
+            "members": [
+                {
+                    "name": r["name"],
+                    "state": r["status"],
+                    "endpoint": r["endpoint"],
+                    "servedVersions": r["servedVersions"],
+                }
+                for r in reps
+            ],
         }
         revision = ",".join(sorted(f"{r['id'][:12]}:{r['status']}" for r in reps))
         if proxy_detail:
             revision += f";{proxy_detail['id'][:12]}:{proxy_detail['running']}"
         return LiveResource(
-            kind=self.kind, name=serving, essence=essence, health=health, observed=observed,
-            detail={"replicas": reps, "proxy": proxy_detail}, protected=bool(files["protected"]),
+            kind=self.kind,
+            name=serving,
+            essence=essence,
+            health=health,
+            observed=observed,
+            detail={"replicas": reps, "proxy": proxy_detail},
+            protected=bool(files["protected"]),
             revision=revision,
         )
 
     def _containers(self, serving: str) -> tuple[dict[str, Attrs], Attrs | None]:
         """The serving's replica containers by name, and its proxy, as they are now."""
-        found = self._list(label=[f"{E.LABEL_PROJECT}={self.settings.project}",
-                                  f"{E.LABEL_SERVING}={serving}"])
+        found = self._list(
+            label=[f"{E.LABEL_PROJECT}={self.settings.project}", f"{E.LABEL_SERVING}={serving}"]
+        )
         replicas: dict[str, Attrs] = {}
         proxy = None
         for c in found:
@@ -298,8 +344,11 @@ class DockerBackend(P.DockerPlanner):
         res = d.spec.resources
         # The SDK's update_container has no NanoCpus, and CPU quota would conflict with the
         # NanoCpus set at creation, so the engine's update endpoint is called directly.
-        body = {"NanoCpus": int(res.cpu_cores * 10**9), "Memory": res.memory_bytes,
-                "MemorySwap": res.memory_bytes}
+        body = {
+            "NanoCpus": int(res.cpu_cores * 10**9),
+            "Memory": res.memory_bytes,
+            "MemorySwap": res.memory_bytes,
+        }
         with engine_errors(f"change the limits of {name}"):
             update_limits(self.api, self._one_named(name), body)
 
@@ -345,7 +394,9 @@ class DockerBackend(P.DockerPlanner):
             with engine_errors(f"pull image {image}"):
                 self.client.images.pull(image)
         except (NotFound, Rejected) as exc:
-            raise Rejected(f"image {image} is not on the Docker engine and could not be pulled") from exc
+            raise Rejected(
+                f"image {image} is not on the Docker engine and could not be pulled"
+            ) from exc
 
     def model_host_path(self, d: DesiredServing) -> str:
         """Where this runner's registry holds the serving's model: what the replicas mount."""
@@ -366,17 +417,27 @@ class DockerBackend(P.DockerPlanner):
                 command=tfs.server_args(self.settings.poll_seconds, spec.batching.enabled),
                 labels=self._labels(d, index),
                 mounts=[
-                    Mount(f"{tfs.MODELS_MOUNT}/{spec.model.name}", self.model_host_path(d),
-                          type="bind", read_only=True),
-                    Mount(tfs.CONFIG_DIR, str(self.settings.config_dir(d.name)), type="bind",
-                          read_only=True),
+                    Mount(
+                        f"{tfs.MODELS_MOUNT}/{spec.model.name}",
+                        self.model_host_path(d),
+                        type="bind",
+                        read_only=True,
+                    ),
+                    Mount(
+                        tfs.CONFIG_DIR,
+                        str(self.settings.config_dir(d.name)),
+                        type="bind",
+                        read_only=True,
+                    ),
                 ],
                 # None: the engine picks a free host port (the SDK's stubs omit that case).
                 ports={f"{tfs.REST_PORT}/tcp": (self.settings.bind_address, None)},  # type: ignore[dict-item]
                 nano_cpus=int(spec.resources.cpu_cores * 10**9),
                 mem_limit=spec.resources.memory_bytes,
                 memswap_limit=spec.resources.memory_bytes,
-                device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None,
+                device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])]
+                if gpus
+                else None,
                 restart_policy=policy,  # type: ignore[arg-type]
             )
         if spec.state is S.DesiredState.RUNNING:
@@ -397,19 +458,26 @@ class DockerBackend(P.DockerPlanner):
                 attrs = self._inspect(cid)
                 if attrs is None or not attrs["State"].get("Running"):
                     with engine_errors(f"read the log of {cid[:12]}"):
-                        logs = self.api.logs(cid, tail=5).decode(errors="replace").strip() if attrs else ""
+                        logs = (
+                            self.api.logs(cid, tail=5).decode(errors="replace").strip()
+                            if attrs
+                            else ""
+                        )
                     what = attrs["Name"].lstrip("/") if attrs else cid[:12]
                     status = attrs["State"].get("Status") if attrs else "removed"
-                    raise NotReady(f"{what} stopped ({status}) before serving version {version}: "
-                                   f"{logs[-400:]}")
+                    raise NotReady(
+                        f"{what} stopped ({status}) before serving version {version}: {logs[-400:]}"
+                    )
                 served = self.served_versions(self._endpoint(attrs), model)
                 last[cid] = served
                 if served == (version,):
                     pending.discard(cid)
             if pending and time.monotonic() > deadline:
                 detail = ", ".join(f"{cid[:12]} serves {last.get(cid)}" for cid in sorted(pending))
-                raise NotReady(f"serving {d.name} did not serve version {version} within "
-                               f"{self.settings.ready_timeout:.0f}s ({detail})")
+                raise NotReady(
+                    f"serving {d.name} did not serve version {version} within "
+                    f"{self.settings.ready_timeout:.0f}s ({detail})"
+                )
             if pending:
                 time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
 
@@ -429,14 +497,30 @@ class DockerBackend(P.DockerPlanner):
         directory.mkdir(parents=True, exist_ok=True)
         port = X.listen_port(directory, self.settings.bind_address)
         X.write_upstreams(directory, self._ready_endpoints(d))
-        X.write_config(directory, serving=d.name, model=d.spec.model.name, topic=d.topic,
-                       mode=logging.mode.value, bootstrap=self.settings.kafka_bootstrap,
-                       bind=self.settings.bind_address, port=port)
-        labels = {E.LABEL_MANAGED: E.MANAGER, E.LABEL_PROJECT: self.settings.project,
-                  E.LABEL_SERVING: d.name}
+        X.write_config(
+            directory,
+            serving=d.name,
+            model=d.spec.model.name,
+            topic=d.topic,
+            mode=logging.mode.value,
+            bootstrap=self.settings.kafka_bootstrap,
+            bind=self.settings.bind_address,
+            port=port,
+        )
+        labels = {
+            E.LABEL_MANAGED: E.MANAGER,
+            E.LABEL_PROJECT: self.settings.project,
+            E.LABEL_SERVING: d.name,
+        }
         running = d.spec.state is S.DesiredState.RUNNING
-        X.create(self.client, name=self.settings.proxy_name(d.name), image=self.settings.proxy_image,
-                 labels=labels, config_dir=directory, start=running)
+        X.create(
+            self.client,
+            name=self.settings.proxy_name(d.name),
+            image=self.settings.proxy_image,
+            labels=labels,
+            config_dir=directory,
+            start=running,
+        )
         if running:
             X.wait_healthy(f"http://{self.settings.host}:{port}", self.settings.ready_timeout)
 
@@ -501,16 +585,34 @@ class DockerBackend(P.DockerPlanner):
     # ---- adopting hand-made servings --------------------------------------------------------
     def find_adoption(self, name: str) -> Adoption | None:
         pattern = re.compile(rf"^/{re.escape(name)}(-\d+)?$")
-        ids = [c["Id"] for c in self._list()
-               if any(pattern.match(n) for n in c.get("Names") or ())
-               and E.LABEL_PROJECT not in (c.get("Labels") or {})]
-        found = sorted((a for a in map(self._inspect, ids)
-                        if a is not None and a["Config"].get("Image") == self.settings.image),
-                       key=lambda a: a["Name"])
+        ids = [
+            c["Id"]
+            for c in self._list()
+            if any(pattern.match(n) for n in c.get("Names") or ())
+            and E.LABEL_PROJECT not in (c.get("Labels") or {})
+        ]
+        found = sorted(
+            (
+                a
+                for a in map(self._inspect, ids)
+                if a is not None and a["Config"].get("Image") == self.settings.image
+            ),
+            key=lambda a: a["Name"],
+        )
         if not found:
             return None
-        served = next((v for v in (self.served_versions(self._endpoint(a), A.model_of(a))
-                                   for a in found if a["State"].get("Running")) if v), None)
+        served = next(
+            (
+                v
+                for v in (
+                    self.served_versions(self._endpoint(a), A.model_of(a))
+                    for a in found
+                    if a["State"].get("Running")
+                )
+                if v
+            ),
+            None,
+        )
         document = A.spec_from_containers(name, found, self.project, served)
         old = [a["Name"].lstrip("/") for a in found]
         instances = document["spec"]["instances"]
@@ -522,7 +624,9 @@ class DockerBackend(P.DockerPlanner):
         )
 
         def adopt(d: DesiredServing, ctx: ApplyContext) -> None:
-            for step in self._create_steps(DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings))):
+            for step in self._create_steps(
+                DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings))
+            ):
                 ctx.say(step.text())
                 self._step(step, d.name, d, ctx)
             for a in found:

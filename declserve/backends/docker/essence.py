@@ -38,8 +38,16 @@ MODEL_MOUNT_ROOT = tfs.MODELS_MOUNT + "/"
 PROTECTED_MARK = "protected"  # a file in the serving's config directory, mounted in every replica
 
 # Fields each container carries for itself; everything else is serving-wide (config files).
-REPLICA_FIELDS = ("image", "running", "modelSource", "resources", "batching.enabled",
-                  "restartPolicy", "args", "labels")
+REPLICA_FIELDS = (
+    "image",
+    "running",
+    "modelSource",
+    "resources",
+    "batching.enabled",
+    "restartPolicy",
+    "args",
+    "labels",
+)
 IN_PLACE = frozenset({"resources.cpu", "resources.memory"})
 
 
@@ -61,16 +69,18 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 def desired_replica(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
     """The flat essence every replica of the serving should have."""
     res = d.spec.resources
-    return flatten({
-        "image": s.image,
-        "running": d.spec.state is DesiredState.RUNNING,
-        "modelSource": d.model.model_path,
-        "resources": {"cpu": res.cpu, "memory": res.memory, "gpus": res.gpus},
-        "batching": {"enabled": d.spec.batching.enabled},
-        "restartPolicy": s.restart_policy,
-        "args": tfs.server_args(s.poll_seconds, batching=False),
-        "labels": dict(d.serving.metadata.labels),
-    })
+    return flatten(
+        {
+            "image": s.image,
+            "running": d.spec.state is DesiredState.RUNNING,
+            "modelSource": d.model.model_path,
+            "resources": {"cpu": res.cpu, "memory": res.memory, "gpus": res.gpus},
+            "batching": {"enabled": d.spec.batching.enabled},
+            "restartPolicy": s.restart_policy,
+            "args": tfs.server_args(s.poll_seconds, batching=False),
+            "labels": dict(d.serving.metadata.labels),
+        }
+    )
 
 
 def desired_essence(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
@@ -132,23 +142,31 @@ def replica_essence(attrs: dict[str, Any]) -> dict[str, Any]:
     args, batching = tfs.split_batching_args(list(attrs.get("Args") or config.get("Cmd") or []))
     labels = config.get("Labels") or {}
     user_keys = [k for k in labels.get(LABEL_USER_KEYS, "").split(",") if k]
-    mount = next((m.get("Source") for m in attrs.get("Mounts") or ()
-                  if str(m.get("Destination", "")).startswith(MODEL_MOUNT_ROOT)), None)
+    mount = next(
+        (
+            m.get("Source")
+            for m in attrs.get("Mounts") or ()
+            if str(m.get("Destination", "")).startswith(MODEL_MOUNT_ROOT)
+        ),
+        None,
+    )
     memory = host.get("Memory") or 0
-    return flatten({
-        "image": config.get("Image"),
-        "running": bool((attrs.get("State") or {}).get("Running")),
-        "modelSource": model_source(mount),
-        "resources": {
-            "cpu": _cpus(host),
-            "memory": format_memory(memory) if memory else None,
-            "gpus": _gpus(host),
-        },
-        "batching": {"enabled": batching},
-        "restartPolicy": (host.get("RestartPolicy") or {}).get("Name") or "no",
-        "args": args,
-        "labels": {k: labels.get(k) for k in user_keys},
-    })
+    return flatten(
+        {
+            "image": config.get("Image"),
+            "running": bool((attrs.get("State") or {}).get("Running")),
+            "modelSource": model_source(mount),
+            "resources": {
+                "cpu": _cpus(host),
+                "memory": format_memory(memory) if memory else None,
+                "gpus": _gpus(host),
+            },
+            "batching": {"enabled": batching},
+            "restartPolicy": (host.get("RestartPolicy") or {}).get("Name") or "no",
+            "args": args,
+            "labels": {k: labels.get(k) for k in user_keys},
+        }
+    )
 
 
 def collapse(replicas: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -167,7 +185,8 @@ def collapse(replicas: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             out[key] = next(iter(values.values()))
         else:
             out[key] = "mixed: " + "; ".join(
-                f"{text} on {', '.join(names)}" for text, names in sorted(by_value.items()))
+                f"{text} on {', '.join(names)}" for text, names in sorted(by_value.items())
+            )
     return out
 
 
@@ -187,8 +206,7 @@ def files_essence(config_dir: Path | None) -> dict[str, Any]:
         parsed = tfs.parse_model_config((config_dir / tfs.MODEL_CONFIG).read_text())
     except OSError:
         parsed = {"name": None, "version": None}
-    essence: dict[str, Any] = {"model": parsed,
-                               "protected": (config_dir / PROTECTED_MARK).exists()}
+    essence: dict[str, Any] = {"model": parsed, "protected": (config_dir / PROTECTED_MARK).exists()}
     try:
         text = (config_dir / tfs.BATCHING_CONFIG).read_text()
         essence["batching"] = tfs.parse_batching_config(text)
@@ -197,8 +215,11 @@ def files_essence(config_dir: Path | None) -> dict[str, Any]:
     return essence
 
 
-def serving_essence(replicas: Sequence[tuple[str, dict[str, Any]]], files: dict[str, Any],
-                    logging: dict[str, Any] | None) -> dict[str, Any]:
+def serving_essence(
+    replicas: Sequence[tuple[str, dict[str, Any]]],
+    files: dict[str, Any],
+    logging: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The serving's essence from its replicas' flat essences, its files and its proxy."""
     flat = collapse(replicas)
     state = _state(flat.pop("running", False))

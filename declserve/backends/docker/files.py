@@ -27,8 +27,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 def write_serving_files(directory: Path, desired: DesiredServing) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / tfs.MODEL_CONFIG,
-                 tfs.model_config_text(desired.spec.model.name, desired.version))
+    atomic_write(
+        directory / tfs.MODEL_CONFIG,
+        tfs.model_config_text(desired.spec.model.name, desired.version),
+    )
     mark = directory / PROTECTED_MARK
     if desired.spec.protected:
         mark.write_text("declserve: --prune and destroy keep this serving\n")

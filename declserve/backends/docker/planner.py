@@ -1,4 +1,4 @@
-"""The steps of one change to a serving on Docker (pure): what apply will do, container by container.
+"""The steps of one change to a serving on Docker (pure): what apply does, container by container.
 
 A version bump is a file write that every replica reloads in place (TensorFlow Serving loads
 the new version before it unloads the old one); limits change with `docker update`; anything
@@ -38,8 +38,9 @@ CONFIG_FILES = "config files"
 READY_REPLICAS = "the ready replicas"
 
 
-def kept_and_extra(replicas: Sequence[dict[str, Any]], wanted: int
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def kept_and_extra(
+    replicas: Sequence[dict[str, Any]], wanted: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Which live replicas fill the wanted slots, and which are extra.
 
     Replicas with a distinct index inside the wanted range are kept first, so an extra
@@ -47,8 +48,9 @@ def kept_and_extra(replicas: Sequence[dict[str, Any]], wanted: int
     """
     good: dict[int, dict[str, Any]] = {}
     rest: list[dict[str, Any]] = []
-    order = sorted(replicas, key=lambda r: (r["index"] is None, r["index"] or 0,
-                                            not r["running"], r["name"]))
+    order = sorted(
+        replicas, key=lambda r: (r["index"] is None, r["index"] or 0, not r["running"], r["name"])
+    )
     for r in order:
         index = r["index"]
         if index is not None and 0 <= index < wanted and index not in good:
@@ -61,7 +63,9 @@ def kept_and_extra(replicas: Sequence[dict[str, Any]], wanted: int
     return kept, rest
 
 
-def slots(kept: list[dict[str, Any]], wanted: int) -> tuple[list[tuple[dict[str, Any], int]], list[int]]:
+def slots(
+    kept: list[dict[str, Any]], wanted: int
+) -> tuple[list[tuple[dict[str, Any], int]], list[int]]:
     """The index each kept replica ends up with (its own where it can), and the free indexes."""
     used = {r["index"] for r in kept if r["index"] is not None and 0 <= r["index"] < wanted}
     free = [i for i in range(wanted) if i not in used]
@@ -86,8 +90,10 @@ class DockerPlanner:
         self.settings = settings
 
     def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
-        return [Wanted(DesiredResource(self.kind, d.name, desired_essence(d, self.settings)), d)
-                for d in servings]
+        return [
+            Wanted(DesiredResource(self.kind, d.name, desired_essence(d, self.settings)), d)
+            for d in servings
+        ]
 
     def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
         return []  # the engine runs whatever a valid spec asks for
@@ -96,8 +102,12 @@ class DockerPlanner:
         verb = "runs" if live.essence.get("state") == "running" else "exists (stopped)"
         return f"serving {live.name!r} {verb} but has no spec; `--prune` would delete it"
 
-    def shape(self, desired: DesiredResource | None, live: LiveResource | None,
-              changes: Sequence[FieldChange]) -> Shape:
+    def shape(
+        self,
+        desired: DesiredResource | None,
+        live: LiveResource | None,
+        changes: Sequence[FieldChange],
+    ) -> Shape:
         if desired is None:
             assert live is not None
             return Shape(Action.DELETE, self._delete_steps(live))
@@ -105,8 +115,11 @@ class DockerPlanner:
             return Shape(Action.CREATE, self._create_steps(desired))
         paths = {c.path for c in changes}
         if "model.name" in paths:
-            return Shape(Action.REPLACE, self._delete_steps(live) + self._create_steps(desired),
-                         "model.name cannot change in place")
+            return Shape(
+                Action.REPLACE,
+                self._delete_steps(live) + self._create_steps(desired),
+                "model.name cannot change in place",
+            )
         steps = self._update_steps(desired, live, paths)
         if not changes:
             return Shape(Action.REPAIR, steps)
@@ -125,8 +138,13 @@ class DockerPlanner:
         if e["state"] == "running" and e["instances"]:
             steps.append(_wait(e))
         if "logging" in e:
-            steps.append(Step(PROXY_CREATE, s.proxy_name(desired.name),
-                              f"topic {e['logging']['topic']}, mode {e['logging']['mode']}"))
+            steps.append(
+                Step(
+                    PROXY_CREATE,
+                    s.proxy_name(desired.name),
+                    f"topic {e['logging']['topic']}, mode {e['logging']['mode']}",
+                )
+            )
         return tuple(steps)
 
     def _delete_steps(self, live: LiveResource) -> tuple[Step, ...]:
@@ -137,28 +155,38 @@ class DockerPlanner:
         return tuple(steps)
 
     # ---- changes in place --------------------------------------------------------------
-    def _update_steps(self, desired: DesiredResource, live: LiveResource,
-                      paths: set[str]) -> tuple[Step, ...]:
+    def _update_steps(
+        self, desired: DesiredResource, live: LiveResource, paths: set[str]
+    ) -> tuple[Step, ...]:
         e = desired.essence
         s = self.settings
         running = e["state"] == "running"
         want = {k: v for k, v in flatten(e).items() if is_replica_field(k)}
         want["running"] = running
         steps: list[Step] = []
-        files = {p for p in paths if not is_replica_field(p) and p not in ("instances", "state")
-                 and not p.startswith("logging")}
+        files = {
+            p
+            for p in paths
+            if not is_replica_field(p)
+            and p not in ("instances", "state")
+            and not p.startswith("logging")
+        }
         if files:
             steps.append(Step(WRITE, CONFIG_FILES, _files_detail(e, files)))
         kept, extra = kept_and_extra(live.detail.get("replicas", []), e["instances"])
         placed, free = slots(kept, e["instances"])
         touched = False
         # TensorFlow Serving reads its batching parameters file only when it starts.
-        restart = "batching parameters are read at start" if any(
-            p.startswith("batching.") and p != "batching.enabled" for p in files) else ""
+        restart = (
+            "batching parameters are read at start"
+            if any(p.startswith("batching.") and p != "batching.enabled" for p in files)
+            else ""
+        )
         for r, index in placed:
             name = s.container_name(desired.name, index)
-            fields = sorted(k for k in want.keys() | r["essence"].keys()
-                            if want.get(k) != r["essence"].get(k))
+            fields = sorted(
+                k for k in want.keys() | r["essence"].keys() if want.get(k) != r["essence"].get(k)
+            )
             if index != r["index"] or name != r["name"]:
                 fields.append("index")
             if r.get("problem") and running:
@@ -187,8 +215,9 @@ class DockerPlanner:
         steps += [Step(REMOVE, r["name"], "extra replica") for r in extra]
         return tuple(steps)
 
-    def _proxy_steps(self, desired: DesiredResource, live: LiveResource,
-                     replicas_changed: bool) -> list[Step]:
+    def _proxy_steps(
+        self, desired: DesiredResource, live: LiveResource, replicas_changed: bool
+    ) -> list[Step]:
         want = desired.essence.get("logging")
         have = live.essence.get("logging")
         proxy = live.detail.get("proxy")
@@ -213,7 +242,9 @@ class DockerPlanner:
 
 def _wait(e: dict[str, Any]) -> Step:
     n = e["instances"]
-    return Step(WAIT, f"{n} replica{'s' if n != 1 else ''}", f"each serving version {e['model']['version']}")
+    return Step(
+        WAIT, f"{n} replica{'s' if n != 1 else ''}", f"each serving version {e['model']['version']}"
+    )
 
 
 def _files_detail(e: dict[str, Any], paths: set[str], creating: bool = False) -> str:

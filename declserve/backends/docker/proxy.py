@@ -52,8 +52,11 @@ def read_config(config_dir: Path | None) -> dict[str, Any]:
 def observed_logging(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
     """What the proxy container and its config file say."""
     config = read_config(config_dir)
-    return {"topic": config.get("topic"), "mode": config.get("mode"),
-            "image": attrs["Config"].get("Image")}
+    return {
+        "topic": config.get("topic"),
+        "mode": config.get("mode"),
+        "image": attrs["Config"].get("Image"),
+    }
 
 
 def endpoint(config_dir: Path | None, host: str) -> str | None:
@@ -73,11 +76,24 @@ def listen_port(config_dir: Path, bind: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(config_dir: Path, *, serving: str, model: str, topic: str, mode: str,
-                 bootstrap: str, bind: str, port: int) -> None:
+def write_config(
+    config_dir: Path,
+    *,
+    serving: str,
+    model: str,
+    topic: str,
+    mode: str,
+    bootstrap: str,
+    bind: str,
+    port: int,
+) -> None:
     doc = {
-        "serving": serving, "model": model, "listen": f"{bind}:{port}", "topic": topic,
-        "mode": mode, "bootstrap": bootstrap,
+        "serving": serving,
+        "model": model,
+        "listen": f"{bind}:{port}",
+        "topic": topic,
+        "mode": mode,
+        "bootstrap": bootstrap,
         "upstreamsFile": f"{tfs.CONFIG_DIR}/{UPSTREAMS}",
         "modelConfigFile": f"{tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG}",
     }
@@ -93,14 +109,26 @@ def remove_files(config_dir: Path) -> None:
         (config_dir / name).unlink(missing_ok=True)
 
 
-def create(client: docker.DockerClient, *, name: str, image: str, labels: dict[str, str],
-           config_dir: Path, start: bool) -> str:
+def create(
+    client: docker.DockerClient,
+    *,
+    name: str,
+    image: str,
+    labels: dict[str, str],
+    config_dir: Path,
+    start: bool,
+) -> str:
     try:
         with engine_errors(f"run the logging proxy {name}"):
             container = client.containers.create(
                 image,
                 name=name,
-                command=["python3", "/app/proxy.py", "--config", f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}"],
+                command=[
+                    "python3",
+                    "/app/proxy.py",
+                    "--config",
+                    f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}",
+                ],
                 labels={**labels, E.LABEL_ROLE: ROLE_PROXY},
                 mounts=[Mount(tfs.CONFIG_DIR, str(config_dir), type="bind", read_only=True)],
                 network_mode="host",
@@ -109,8 +137,10 @@ def create(client: docker.DockerClient, *, name: str, image: str, labels: dict[s
             if start:
                 container.start()
     except NotFound as exc:
-        raise Rejected(f"the logging proxy image {image} is not on the Docker engine; build it "
-                       "with scripts/build-logproxy-image.sh") from exc
+        raise Rejected(
+            f"the logging proxy image {image} is not on the Docker engine; build it "
+            "with scripts/build-logproxy-image.sh"
+        ) from exc
     return str(container.id)
 
 
@@ -125,4 +155,6 @@ def wait_healthy(url: str, deadline_seconds: float) -> None:
         except (urllib.error.URLError, OSError) as exc:
             last = exc
         time.sleep(0.2)  # polling the proxy's own health endpoint, bounded by the deadline
-    raise NotReady(f"the logging proxy at {url} did not answer within {deadline_seconds:.0f}s ({last})")
+    raise NotReady(
+        f"the logging proxy at {url} did not answer within {deadline_seconds:.0f}s ({last})"
+    )

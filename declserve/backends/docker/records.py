@@ -46,8 +46,14 @@ class DockerRecords:
         labels = {"declserve.io/project": self.project, LABEL_LOCK: json.dumps(info.to_dict())}
         try:
             with engine_errors("take the project lock"):
-                self.api.create_container(self.image, name=self.lock_name, labels=labels,
-                                          entrypoint=["true"], command=[], network_disabled=True)
+                self.api.create_container(
+                    self.image,
+                    name=self.lock_name,
+                    labels=labels,
+                    entrypoint=["true"],
+                    command=[],
+                    network_disabled=True,
+                )
             return None
         except Conflict:
             pass  # another run holds it
@@ -69,8 +75,13 @@ class DockerRecords:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         name = f"declserve-history-{self.project}-{stamp}-{uuid.uuid4().hex[:6]}"
         with engine_errors("record the apply in the history"):
-            self.api.create_volume(name=name, labels={
-                LABEL_HISTORY: self.project, LABEL_ENTRY: json.dumps(entry, sort_keys=True)})
+            self.api.create_volume(
+                name=name,
+                labels={
+                    LABEL_HISTORY: self.project,
+                    LABEL_ENTRY: json.dumps(entry, sort_keys=True),
+                },
+            )
 
     def history(self) -> list[dict[str, Any]]:
         with engine_errors("read the apply history"):

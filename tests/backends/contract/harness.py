@@ -60,8 +60,11 @@ class DockerHarness:
         return sum(1 for r in rows if "declserve.io/role=" not in r["Labels"])
 
     def scale_by_hand(self, project: TestProject, serving: str, instances: int) -> None:
-        names = sorted(r["Names"] for r in project.containers(serving)
-                       if "declserve.io/role=" not in r["Labels"])
+        names = sorted(
+            r["Names"]
+            for r in project.containers(serving)
+            if "declserve.io/role=" not in r["Labels"]
+        )
         for name in names[instances:]:
             docker("rm", "-f", name)
 
@@ -70,16 +73,33 @@ class DockerHarness:
 
     def hand_made(self, project: TestProject, name: str) -> None:
         model_dir = project.root / "registry" / "Models" / "iris"
-        docker("run", "-d", "--name", name, "-p", "127.0.0.1::8501",
-               "-v", f"{model_dir}:/models/iris:ro", "-e", "MODEL_NAME=iris", self.image)
+        docker(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            "127.0.0.1::8501",
+            "-v",
+            f"{model_dir}:/models/iris:ro",
+            "-e",
+            "MODEL_NAME=iris",
+            self.image,
+        )
         self.hand.append(name)
 
     def cleanup(self) -> None:
         for name in self.hand:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         for project in self.made:
-            paused = docker("ps", "-q", "--filter", f"label=declserve.io/project={project.name}",
-                            "--filter", "status=paused").split()
+            paused = docker(
+                "ps",
+                "-q",
+                "--filter",
+                f"label=declserve.io/project={project.name}",
+                "--filter",
+                "status=paused",
+            ).split()
             if paused:
                 docker("unpause", *paused)
             project.cleanup()

@@ -55,7 +55,8 @@ def test_version_bump_is_in_place(harness: Harness) -> None:
     project.serving("m", version=2)
     rc = only_change(project.plan())
     assert rc["action"] == "update" and changes(project.plan(), "serving.m") == {
-        field("model.version", 1, 2)}
+        field("model.version", 1, 2)
+    }
     project.apply()
     assert answers(project, "m") == {"2"} and project.detailed_exitcode() == 0
 
@@ -155,8 +156,10 @@ def test_history_keeps_every_apply(harness: Harness) -> None:
     project.apply()
     entries = json.loads(project.ok("history", "--json").stdout)
     assert [e["outcome"] for e in entries] == ["succeeded", "succeeded"]
-    assert [e["summary"] for e in entries] == [{"add": 1, "change": 0, "destroy": 0},
-                                               {"add": 0, "change": 1, "destroy": 0}]
+    assert [e["summary"] for e in entries] == [
+        {"add": 1, "change": 0, "destroy": 0},
+        {"add": 0, "change": 1, "destroy": 0},
+    ]
 
 
 def test_protection_survives_prune_until_lifted(harness: Harness) -> None:

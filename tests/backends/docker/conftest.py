@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -11,7 +11,9 @@ from tests.backends.docker.project import TestProject
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, tfs_double_image: str, docker_client: object) -> Iterator[Callable[..., TestProject]]:
+def make_project(
+    tmp_path: Path, tfs_double_image: str, docker_client: object
+) -> Iterator[Callable[..., TestProject]]:
     made: list[TestProject] = []
 
     def make(**kw: object) -> TestProject:

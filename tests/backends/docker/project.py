@@ -25,8 +25,15 @@ EXAMPLES = ROOT / "examples" / "servings"
 class TestProject:
     __test__ = False  # not a test class
 
-    def __init__(self, base: Path, image: str, *, project_file: dict[str, Any] | None = None,
-                 kafka: str | None = None, proxy_image: str | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        image: str,
+        *,
+        project_file: dict[str, Any] | None = None,
+        kafka: str | None = None,
+        proxy_image: str | None = None,
+    ) -> None:
         self.name = "t" + uuid.uuid4().hex[:8]
         self.root = base / self.name
         self.root.mkdir(parents=True)
@@ -42,8 +49,12 @@ class TestProject:
         doc["metadata"]["name"] = self.name
         doc["spec"]["registry"] = "registry"
         doc["spec"]["backend"].update(
-            type="docker", image=image, stateDir=str(self.state_dir), pullPolicy="never",
-            pollSeconds=1, readyTimeoutSeconds=60,
+            type="docker",
+            image=image,
+            stateDir=str(self.state_dir),
+            pullPolicy="never",
+            pollSeconds=1,
+            readyTimeoutSeconds=60,
         )
         if proxy_image:
             doc["spec"]["backend"]["loggingProxyImage"] = proxy_image
@@ -66,25 +77,48 @@ class TestProject:
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         return path
 
-    def serving(self, name: str, *, model: str = "mnist", version: int | str = 1, **spec: Any) -> Path:
-        body = {"model": {"name": model, "version": version}, "resources": {"cpu": "250m", "memory": "128Mi"}}
+    def serving(
+        self, name: str, *, model: str = "mnist", version: int | str = 1, **spec: Any
+    ) -> Path:
+        body = {
+            "model": {"name": model, "version": version},
+            "resources": {"cpu": "250m", "memory": "128Mi"},
+        }
         body.update(spec)
-        doc = {"apiVersion": "declserve.io/v1", "kind": "Serving", "metadata": {"name": name}, "spec": body}
+        doc = {
+            "apiVersion": "declserve.io/v1",
+            "kind": "Serving",
+            "metadata": {"name": name},
+            "spec": body,
+        }
         return self.write(f"servings/{name}.yaml", doc)
 
     def remove_serving(self, name: str) -> None:
         (self.root / "servings" / f"{name}.yaml").unlink()
 
-    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def command(self, name: str, *args: str) -> list[str]:
+        """The argv of `declserve NAME -C <this project> ARGS...`, for a process of its own."""
+        return [sys.executable, "-m", "declserve.cli", name, "-C", str(self.root), *args]
+
+    def run(
+        self, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "declserve.cli", args[0], "-C", str(self.root), *args[1:]]
         return subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
         )
 
     def ok(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = self.run(*args, timeout=timeout)
-        assert result.returncode == 0, f"declserve {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, (
+            f"declserve {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
         return result
 
     def apply(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -103,7 +137,9 @@ class TestProject:
         label = f"declserve.io/project={self.name}"
         out = subprocess.run(
             ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{json .}}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         if serving is not None:
@@ -113,16 +149,20 @@ class TestProject:
     def cleanup(self) -> None:
         ids = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=declserve.io/project={self.name}"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
         ids += subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"name=^/{self.name}-"], capture_output=True, text=True
+            ["docker", "ps", "-aq", "--filter", f"name=^/{self.name}-"],
+            capture_output=True,
+            text=True,
         ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *sorted(set(ids))], capture_output=True)
         volumes = subprocess.run(
             ["docker", "volume", "ls", "-q", "--filter", f"label=declserve.io/history={self.name}"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
         if volumes:
             subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
@@ -133,7 +173,9 @@ def resource_change(plan: dict[str, Any], address: str) -> dict[str, Any]:
     for rc in plan["resource_changes"]:
         if rc["address"] == address:
             return rc  # type: ignore[no-any-return]
-    raise AssertionError(f"{address} is not in the plan: {[rc['address'] for rc in plan['resource_changes']]}")
+    raise AssertionError(
+        f"{address} is not in the plan: {[rc['address'] for rc in plan['resource_changes']]}"
+    )
 
 
 def changes(plan: dict[str, Any], address: str) -> set[tuple[Any, ...]]:

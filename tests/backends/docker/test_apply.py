@@ -19,7 +19,11 @@ def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) ->
     assert project.containers() == []
     project.apply()
     status = project.status()
-    specs = [d for f in (project.root / "servings").glob("*.yaml") for d in yaml.safe_load_all(f.read_text())]
+    specs = [
+        d
+        for f in (project.root / "servings").glob("*.yaml")
+        for d in yaml.safe_load_all(f.read_text())
+    ]
     assert set(status) == {d["metadata"]["name"] for d in specs}
     for doc in specs:
         row = status[doc["metadata"]["name"]]
@@ -76,7 +80,9 @@ def test_stop_keeps_containers_and_start_serves_again(make_project) -> None:
     project.serving("mnist", instances=2, state="stopped")
     plan = project.plan()
     (rc,) = plan["resource_changes"]
-    assert rc["action"] == "stop" and changes(plan, "serving.mnist") == {field("state", "running", "stopped")}
+    assert rc["action"] == "stop" and changes(plan, "serving.mnist") == {
+        field("state", "running", "stopped")
+    }
     project.apply()
     rows = project.containers("mnist")
     assert len(rows) == 2 and all(r["State"] == "exited" for r in rows)
@@ -92,7 +98,12 @@ def test_batching_on_recreates_with_the_batching_file(make_project) -> None:
     project: TestProject = make_project()
     project.serving("mnist")
     project.apply()
-    batching = {"enabled": True, "maxBatchSize": 16, "batchTimeoutMicros": 1000, "allowedBatchSizes": [4, 16]}
+    batching = {
+        "enabled": True,
+        "maxBatchSize": 16,
+        "batchTimeoutMicros": 1000,
+        "allowedBatchSizes": [4, 16],
+    }
     project.serving("mnist", batching=batching)
     assert changes(project.plan(), "serving.mnist") == {
         field("batching.enabled", False, True),
@@ -102,7 +113,11 @@ def test_batching_on_recreates_with_the_batching_file(make_project) -> None:
     }
     project.apply()
     (row,) = project.containers("mnist")
-    inspect = json.loads(subprocess.run(["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True).stdout)[0]
+    inspect = json.loads(
+        subprocess.run(
+            ["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True
+        ).stdout
+    )[0]
     assert "--enable_batching=true" in inspect["Args"]
     text = (project.state_dir / project.name / "mnist" / "batching.config").read_text()
     assert "max_batch_size { value: 16 }" in text
@@ -117,13 +132,21 @@ def test_resources_change_in_place(make_project) -> None:
     before = {r["ID"] for r in project.containers("mnist")}
     project.serving("mnist", resources={"cpu": "500m", "memory": "256Mi"})
     assert changes(project.plan(), "serving.mnist") == {
-        field("resources.cpu", "250m", "500m"), field("resources.memory", "128Mi", "256Mi"),
+        field("resources.cpu", "250m", "500m"),
+        field("resources.memory", "128Mi", "256Mi"),
     }
     project.apply()
     (row,) = project.containers("mnist")
     assert {row["ID"]} == before  # docker update, no restart
-    inspect = json.loads(subprocess.run(["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True).stdout)[0]
-    assert inspect["HostConfig"]["NanoCpus"] == 500_000_000 and inspect["HostConfig"]["Memory"] == 256 * 2**20
+    inspect = json.loads(
+        subprocess.run(
+            ["docker", "inspect", row["ID"]], capture_output=True, text=True, check=True
+        ).stdout
+    )[0]
+    assert (
+        inspect["HostConfig"]["NanoCpus"] == 500_000_000
+        and inspect["HostConfig"]["Memory"] == 256 * 2**20
+    )
     assert project.detailed_exitcode() == 0
 
 
@@ -131,7 +154,9 @@ def test_unmanaged_container_in_the_way_fails_the_plan(make_project) -> None:
     project: TestProject = make_project()
     project.serving("mnist")
     squatter = f"{project.name}-mnist-0"
-    subprocess.run(["docker", "create", "--name", squatter, project.image], check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "create", "--name", squatter, project.image], check=True, capture_output=True
+    )
     result = project.run("plan", "--no-color")
     assert result.returncode == 1
     assert squatter in result.stderr and "not managed by declserve" in result.stderr
@@ -150,12 +175,16 @@ def test_removed_spec_is_deleted_only_with_prune(make_project) -> None:
     project.apply()
     assert len(project.containers("iris")) == 1
     pruned = project.plan("--prune")
-    assert [(rc["address"], rc["action"]) for rc in pruned["resource_changes"]] == [("serving.iris", "delete")]
+    assert [(rc["address"], rc["action"]) for rc in pruned["resource_changes"]] == [
+        ("serving.iris", "delete")
+    ]
     project.apply("--prune")
     assert project.containers("iris") == [] and len(project.containers("mnist")) == 1
 
 
-def test_json_plan_validates_against_its_schema_and_markdown_starts_with_summary(make_project) -> None:
+def test_json_plan_validates_against_its_schema_and_markdown_starts_with_summary(
+    make_project,
+) -> None:
     project: TestProject = make_project()
     project.serving("mnist")
     plan = project.plan()
@@ -163,10 +192,15 @@ def test_json_plan_validates_against_its_schema_and_markdown_starts_with_summary
     jsonschema.validate(plan, schema)
     assert plan["summary"] == {"add": 1, "change": 0, "destroy": 0} and plan["changes_present"]
     markdown = project.ok("plan", "--markdown").stdout
-    assert markdown.splitlines()[0].startswith("### declserve plan for") and "1 to add" in markdown.splitlines()[0]
+    assert (
+        markdown.splitlines()[0].startswith("### declserve plan for")
+        and "1 to add" in markdown.splitlines()[0]
+    )
     assert "<details>" in markdown
     text = project.ok("plan", "--no-color").stdout
-    assert "+ serving.mnist" in text and text.rstrip().endswith("Plan: 1 to add, 0 to change, 0 to destroy.")
+    assert "+ serving.mnist" in text and text.rstrip().endswith(
+        "Plan: 1 to add, 0 to change, 0 to destroy."
+    )
     assert "\x1b[" not in text
 
 
@@ -176,7 +210,12 @@ def test_status_and_logs_show_the_details_of_each_serving(make_project) -> None:
     project.serving("off", model="iris", state="stopped")
     project.apply()
     text = project.ok("status").stdout
-    assert "mnist" in text and "running" in text and "v2 (served: 2)" in text and "instances 2/2" in text
+    assert (
+        "mnist" in text
+        and "running" in text
+        and "v2 (served: 2)" in text
+        and "instances 2/2" in text
+    )
     assert "off" in text and "stopped" in text and "instances 0/1" in text
     assert text.count("http://127.0.0.1:") == 2
     one = json.loads(project.ok("status", "mnist", "--json").stdout)
@@ -191,16 +230,19 @@ def test_status_and_logs_show_the_details_of_each_serving(make_project) -> None:
 
 def test_apply_without_auto_approve_asks_and_only_yes_applies(make_project) -> None:
     import os
-    import sys
 
     project: TestProject = make_project()
     project.serving("mnist")
-    command = [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root), "--no-color"]
+    command = project.command("apply", "--no-color")
     for answer in ("no\n", "", "YES\n"):
-        declined = subprocess.run(command, input=answer, capture_output=True, text=True, timeout=120, env=os.environ)
+        declined = subprocess.run(
+            command, input=answer, capture_output=True, text=True, timeout=120, env=os.environ
+        )
         assert declined.returncode == 1 and "Only 'yes' will be accepted" in declined.stdout
         assert "nothing was changed" in declined.stderr and project.containers() == []
-    accepted = subprocess.run(command, input="yes\n", capture_output=True, text=True, timeout=300, env=os.environ)
+    accepted = subprocess.run(
+        command, input="yes\n", capture_output=True, text=True, timeout=300, env=os.environ
+    )
     assert accepted.returncode == 0 and "Apply complete" in accepted.stdout
     assert len(project.containers()) == 1
 
@@ -216,8 +258,14 @@ def test_plan_colours_only_on_a_terminal_and_never_with_no_color(make_project) -
     def on_terminal(*flags: str) -> str:
         leader, follower = pty.openpty()
         env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-        child = subprocess.run([sys.executable, "-m", "declserve.cli", "plan", "-C", str(project.root), *flags],
-                               stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=120)
+        child = subprocess.run(
+            [sys.executable, "-m", "declserve.cli", "plan", "-C", str(project.root), *flags],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=120,
+        )
         os.close(follower)
         chunks = []
         while True:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -45,7 +44,8 @@ def test_container_stopped(running: TestProject) -> None:
     plan = running.plan()
     other = f"{running.name}-mnist-1"
     assert changes(plan, "serving.mnist") == {
-        field("state", f"mixed: stopped on {name}; running on {other}", "running")}
+        field("state", f"mixed: stopped on {name}; running on {other}", "running")
+    }
     assert steps(plan, "serving.mnist")[0] == ("start", name)
     _repair(running)
     assert all(r["State"] == "running" for r in running.containers("mnist"))
@@ -53,9 +53,21 @@ def test_container_stopped(running: TestProject) -> None:
 
 def test_extra_container_with_the_serving_labels(running: TestProject) -> None:
     extra = f"{running.name}-handmade"
-    docker("run", "-d", "--name", extra, "--label", f"declserve.io/project={running.name}",
-           "--label", "declserve.io/serving=mnist", "--entrypoint", "tensorflow_model_server",
-           running.image, "--model_name=mnist", "--model_base_path=/nonexistent")
+    docker(
+        "run",
+        "-d",
+        "--name",
+        extra,
+        "--label",
+        f"declserve.io/project={running.name}",
+        "--label",
+        "declserve.io/serving=mnist",
+        "--entrypoint",
+        "tensorflow_model_server",
+        running.image,
+        "--model_name=mnist",
+        "--model_base_path=/nonexistent",
+    )
     plan = running.plan()
     assert field("instances", 3, 2) in changes(plan, "serving.mnist")
     assert ("remove", extra) in steps(plan, "serving.mnist")
@@ -77,7 +89,8 @@ def test_limit_changed(running: TestProject) -> None:
     other = f"{running.name}-mnist-0"
     plan = running.plan()
     assert changes(plan, "serving.mnist") == {
-        field("resources.cpu", f"mixed: 1500m on {name}; 250m on {other}", "250m")}
+        field("resources.cpu", f"mixed: 1500m on {name}; 250m on {other}", "250m")
+    }
     assert steps(plan, "serving.mnist") == [("update the limits of", name)]
     _repair(running)
 
@@ -87,10 +100,14 @@ def test_apply_killed_midway_leaves_exactly_the_remaining_work(make_project) -> 
     names = ["a1", "a2", "a3", "a4"]
     for n in names:
         project.serving(n, instances=2)
-    command = [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root),
-               "--auto-approve", "--no-color", "--parallelism", "1"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             stdin=subprocess.DEVNULL)
+    command = project.command("apply", "--auto-approve", "--no-color", "--parallelism", "1")
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     done: list[str] = []
     deadline = time.monotonic() + 120
     assert child.stdout is not None

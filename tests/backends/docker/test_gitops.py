@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -27,7 +26,9 @@ def test_saved_plan_applies_exactly_its_actions(make_project, tmp_path: Path) ->
     project.serving("c", instances=1)  # added after the plan was made: not part of it
     result = project.ok("apply", str(saved), "--no-color")
     assert "Plan: 2 to add, 0 to change, 0 to destroy." in result.stdout
-    assert {r["Labels"].split("declserve.io/serving=")[1].split(",")[0] for r in project.containers()} == {"a", "b"}
+    assert {
+        r["Labels"].split("declserve.io/serving=")[1].split(",")[0] for r in project.containers()
+    } == {"a", "b"}
     plan = project.plan()
     assert [rc["address"] for rc in plan["resource_changes"]] == ["serving.c"]
 
@@ -62,10 +63,17 @@ def test_two_applies_at_once_one_acts_the_other_names_the_holder(make_project) -
     project: TestProject = make_project()
     for name in ("a", "b"):
         project.serving(name, instances=2)
-    command = [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root), "--auto-approve",
-               "--no-color", "--lock-timeout", "1s"]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             stdin=subprocess.DEVNULL) for _ in range(2)]
+    command = project.command("apply", "--auto-approve", "--no-color", "--lock-timeout", "1s")
+    runs = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], results
@@ -154,8 +162,23 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
     model_dir = project.root / "registry" / "Models" / "iris"
     name = f"{project.name}x"  # a serving name nobody else uses on this engine
     for i in range(2):
-        docker("run", "-d", "--name", f"{name}-{i}", "-p", "127.0.0.1::8501", "--cpus", "0.5", "--memory", "128m",
-               "-v", f"{model_dir}:/models/iris:ro", "-e", "MODEL_NAME=iris", project.image)
+        docker(
+            "run",
+            "-d",
+            "--name",
+            f"{name}-{i}",
+            "-p",
+            "127.0.0.1::8501",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "128m",
+            "-v",
+            f"{model_dir}:/models/iris:ro",
+            "-e",
+            "MODEL_NAME=iris",
+            project.image,
+        )
     try:
         asked = project.run("import", name)  # no terminal to answer: nothing is changed
         assert asked.returncode == 1 and "Cancelled" in asked.stderr
@@ -164,8 +187,11 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
         result = project.ok("import", name, "--auto-approve")
         assert "model iris version 2, 2 instance(s)" in result.stdout
         spec = yaml.safe_load((project.root / "servings" / f"{name}.yaml").read_text())
-        assert spec["spec"] == {"model": {"name": "iris", "version": 2}, "instances": 2,
-                                "resources": {"cpu": "500m", "memory": "128Mi"}}
+        assert spec["spec"] == {
+            "model": {"name": "iris", "version": 2},
+            "instances": 2,
+            "resources": {"cpu": "500m", "memory": "128Mi"},
+        }
         assert project.detailed_exitcode() == 0
         assert len(project.containers(name)) == 2
         leftovers = docker("ps", "-aq", "--filter", f"name=^/{name}-[0-9]+$").split()

@@ -6,7 +6,6 @@ import json
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import IO
@@ -44,9 +43,12 @@ class Lines:
 
 def start_apply(project: TestProject) -> tuple[subprocess.Popen[str], Lines, Lines]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "declserve.cli", "apply", "-C", str(project.root), "--auto-approve",
-         "--parallelism", "1", "--no-color"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        project.command("apply", "--auto-approve", "--parallelism", "1", "--no-color"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     return proc, Lines(proc.stdout), Lines(proc.stderr)
 

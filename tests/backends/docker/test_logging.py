@@ -31,11 +31,16 @@ def broker_topics(kafka_broker: Any) -> dict[str, int]:
     return {name: len(t.partitions) for name, t in meta.topics.items() if not name.startswith("__")}
 
 
-def consume(kafka_broker: Any, topic: str, count: int, deadline: float = 30.0) -> list[dict[str, Any]]:
+def consume(
+    kafka_broker: Any, topic: str, count: int, deadline: float = 30.0
+) -> list[dict[str, Any]]:
     from confluent_kafka import Consumer
 
-    consumer = Consumer(kafka_broker.client_config(**{"group.id": f"t-{uuid.uuid4().hex}",
-                                                      "auto.offset.reset": "earliest"}))
+    consumer = Consumer(
+        kafka_broker.client_config(
+            **{"group.id": f"t-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+        )
+    )
     consumer.subscribe([topic])
     records: list[dict[str, Any]] = []
     end = time.monotonic() + deadline
@@ -53,7 +58,9 @@ def consume(kafka_broker: Any, topic: str, count: int, deadline: float = 30.0) -
     return records
 
 
-def test_create_makes_the_topic_first_and_none_makes_nothing(logged: TestProject, kafka_broker: Any) -> None:
+def test_create_makes_the_topic_first_and_none_makes_nothing(
+    logged: TestProject, kafka_broker: Any
+) -> None:
     logged.serving("a", inferenceLogging={"topic": "create"})
     logged.serving("b", inferenceLogging={"topic": "none"})
     plan = logged.plan()
@@ -70,7 +77,8 @@ def test_create_makes_the_topic_first_and_none_makes_nothing(logged: TestProject
     assert not any(front.startswith(m["endpoint"]) for m in status["a"]["members"])
     assert status["b"]["topic"] is None
     assert [e.removesuffix("/v1/models/mnist") for e in status["b"]["endpoints"]] == [
-        m["endpoint"] for m in status["b"]["members"]]
+        m["endpoint"] for m in status["b"]["members"]
+    ]
     assert len(logged.containers("b")) == 1  # no proxy for b
     assert logged.detailed_exitcode() == 0
 
@@ -122,7 +130,9 @@ def test_existing_topic_and_a_switch_between_topics(logged: TestProject, kafka_b
     assert shared in broker_topics(kafka_broker)  # not ours: never touched
 
 
-def test_topic_deleted_by_hand_is_drift_and_apply_recreates_it(logged: TestProject, kafka_broker: Any) -> None:
+def test_topic_deleted_by_hand_is_drift_and_apply_recreates_it(
+    logged: TestProject, kafka_broker: Any
+) -> None:
     logged.serving("a", inferenceLogging={"topic": "create"})
     logged.apply()
     topic = topic_name(logged, "a")
@@ -131,9 +141,13 @@ def test_topic_deleted_by_hand_is_drift_and_apply_recreates_it(logged: TestProje
         f.result(timeout=30)
     from tests.fixtures.polling import wait_until
 
-    wait_until(lambda: topic not in broker_topics(kafka_broker), timeout=30, message="topic still listed")
+    wait_until(
+        lambda: topic not in broker_topics(kafka_broker), timeout=30, message="topic still listed"
+    )
     plan = logged.plan()
-    assert [(rc["address"], rc["action"]) for rc in plan["resource_changes"]] == [(f"topic.{topic}", "create")]
+    assert [(rc["address"], rc["action"]) for rc in plan["resource_changes"]] == [
+        (f"topic.{topic}", "create")
+    ]
     logged.apply()
     assert broker_topics(kafka_broker).get(topic) == 2 and logged.detailed_exitcode() == 0
 
@@ -153,7 +167,9 @@ def test_partition_decrease_fails_the_plan(logged: TestProject) -> None:
     assert changes(plan, f"topic.{topic_name(logged, 'a')}") == {field("partitions", 2, 3)}
 
 
-def test_removed_serving_keeps_its_topic_unless_delete_topics(logged: TestProject, kafka_broker: Any) -> None:
+def test_removed_serving_keeps_its_topic_unless_delete_topics(
+    logged: TestProject, kafka_broker: Any
+) -> None:
     logged.serving("a", inferenceLogging={"topic": "create"})
     logged.serving("keep")
     logged.apply()
@@ -166,10 +182,14 @@ def test_removed_serving_keeps_its_topic_unless_delete_topics(logged: TestProjec
     logged.apply("--delete-topics")
     from tests.fixtures.polling import wait_until
 
-    wait_until(lambda: topic not in broker_topics(kafka_broker), timeout=30, message="topic not deleted")
+    wait_until(
+        lambda: topic not in broker_topics(kafka_broker), timeout=30, message="topic not deleted"
+    )
 
 
-def test_broker_down_fails_plan_and_apply_and_changes_nothing(logged: TestProject, kafka_broker: Any) -> None:
+def test_broker_down_fails_plan_and_apply_and_changes_nothing(
+    logged: TestProject, kafka_broker: Any
+) -> None:
     logged.serving("a", inferenceLogging={"topic": "create"})
     kafka_broker.stop()
     try:
@@ -183,11 +203,15 @@ def test_broker_down_fails_plan_and_apply_and_changes_nothing(logged: TestProjec
         kafka_broker.start()
 
 
-def test_proxy_upstreams_out_of_date_are_drift_and_apply_rewrites_them(logged: TestProject, kafka_broker: Any) -> None:
+def test_proxy_upstreams_out_of_date_are_drift_and_apply_rewrites_them(
+    logged: TestProject, kafka_broker: Any
+) -> None:
     logged.serving("a", instances=2, inferenceLogging={"topic": "create"})
     logged.apply()
     upstreams = logged.state_dir / logged.name / "a" / "upstreams.json"
-    upstreams.write_text(json.dumps({"upstreams": ["http://127.0.0.1:9"]}))  # as after an engine restart
+    upstreams.write_text(
+        json.dumps({"upstreams": ["http://127.0.0.1:9"]})
+    )  # as after an engine restart
     plan = logged.plan()
     (rc,) = plan["resource_changes"]
     assert rc["action"] == "repair" and "stale" in rc["reason"]

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def predict(model_url: str, instances: list[Any] | None = None, timeout: float = 5.0) -> dict[str, Any]:
+def predict(
+    model_url: str, instances: list[Any] | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
     """POST :predict to `http://127.0.0.1:PORT/v1/models/NAME`; the answer as JSON."""
     assert model_url.startswith("http://127.0.0.1:"), model_url
     body = json.dumps({"instances": instances or [[1.0, 2.0, 3.0, 4.0]]}).encode()
-    request = urllib.request.Request(f"{model_url}:predict", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{model_url}:predict", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read())
 
@@ -44,7 +48,7 @@ class SteadyClient:
             except Exception as exc:  # every failure is counted and reported
                 self.failures.append(f"{url}: {exc!r}")
 
-    def __enter__(self) -> "SteadyClient":
+    def __enter__(self) -> SteadyClient:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self

@@ -1,1 +1,2 @@
-def preprocess(x): return x
+def preprocess(x):
+    return x
