@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from declserve.live import LiveReplica, LiveServing, LiveState  # noqa: E402
+from declserve.backends.docker.planner import DockerPlanner  # noqa: E402
+from declserve.backends.docker.settings import DockerSettings  # noqa: E402
+from declserve.live import HealthStatus, LiveResource, LiveState, flatten  # noqa: E402
 from declserve.plan import DesiredResource, make_plan  # noqa: E402
 
 RUNS = 5
@@ -188,60 +190,46 @@ def bench_engine() -> None:
 
 
 def synthetic(n: int) -> tuple[list[DesiredResource], LiveState]:
-    desired, servings = [], {}
+    """n servings of two replicas as the Docker backend reads them; one in ten has a new
+    version in its spec, one in ten a replica whose CPU limit was changed by hand."""
+    desired, live = [], {}
     for i in range(n):
-        replica = {
-            "image": "tensorflow/serving:2.19.1",
-            "running": True,
-            "modelDir": f"/r/Models/m{i % 7}",
-            "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0},
-            "batching": False,
-            "restartPolicy": "unless-stopped",
-            "args": ["--port=8500", "--rest_api_port=8501"],
-            "labels": {"team": "t"},
-        }
-        essence = {"model": {"name": f"m{i % 7}", "version": 2}}
-        desired.append(DesiredResource("serving", f"s{i}", essence, replica, 2))
-        live_essence = {"model": {"name": f"m{i % 7}", "version": 1 if i % 10 == 0 else 2}}
-        reps = tuple(
-            LiveReplica(
-                f"s{i}-{k}",
-                f"id{i}-{k}",
-                k,
-                True,
-                "running",
-                {
-                    **replica,
-                    "resources": {
-                        **replica["resources"],
-                        "cpu": "2" if (i % 10 == 5 and k) else "1",
-                    },
-                },
-            )
-            for k in range(2)
-        )
-        servings[f"s{i}"] = LiveServing(f"s{i}", live_essence, reps)
-    return desired, LiveState(servings=servings)
+        replica = {"image": "tensorflow/serving:2.19.1", "modelSource": f"Models/m{i % 7}",
+                   "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0},
+                   "batching": {"enabled": False}, "restartPolicy": "unless-stopped",
+                   "args": ["--port=8500", "--rest_api_port=8501"], "labels": {"team": "t"}}
+        essence = {"model": {"name": f"m{i % 7}", "version": 2}, "instances": 2,
+                   "state": "running", "protected": False, **replica}
+        desired.append(DesiredResource("serving", f"s{i}", essence))
+        have = json.loads(json.dumps(essence))
+        if i % 10 == 0:
+            have["model"]["version"] = 1
+        members = []
+        for k in range(2):
+            flat = {**flatten(replica), "running": True}
+            if i % 10 == 5 and k:
+                flat["resources.cpu"] = "2"
+                have["resources"]["cpu"] = f"mixed: 1 on s{i}-0; 2 on s{i}-1"
+            members.append({"name": f"p-s{i}-{k}", "id": f"id{i}-{k}", "index": k,
+                            "running": True, "status": "running", "essence": flat,
+                            "problem": None})
+        resource = LiveResource("serving", f"s{i}", have, HealthStatus.ready(),
+                                detail={"replicas": members, "proxy": None})
+        live[resource.address] = resource
+    return desired, LiveState(live)
 
 
 def bench_diff(n: int) -> None:
     desired, live = synthetic(n)
+    planner = DockerPlanner(DockerSettings("p", "tensorflow/serving:2.19.1", "127.0.0.1",
+                                           "unless-stopped", Path("/state"), 2, 60, "never"))
     start = time.process_time()
-    plan = make_plan(
-        project="p",
-        backend="b",
-        desired=desired,
-        live=live,
-        replace_fields=frozenset({"model.name"}),
-    )
+    plan = make_plan(project="p", backend="b", desired=desired, live=live,
+                     planners={"serving": planner})
     cpu = time.process_time() - start
     assert len(plan.changes) == n // 5, len(plan.changes)
     start = time.process_time()
-    equal = sum(
-        d.essence == live.servings[d.name].essence
-        and all(r.essence == d.replica_essence for r in live.servings[d.name].replicas)
-        for d in desired
-    )
+    equal = sum(d.essence == live.resources[d.address].essence for d in desired)
     floor = time.process_time() - start
     assert equal == n - n // 5
     print(
