@@ -1,0 +1,136 @@
+"""What the plan says is what really runs on Docker: the server process, every file declserve
+writes, each replica's health, and the records of the project that housekeeping must not erase."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from typing import Any
+
+from tests.backends.docker.project import TestProject, changes, field, steps
+from tests.backends.docker.test_interrupt import Lines
+from tests.backends.docker.test_logging import logged  # noqa: F401  (a fixture)
+from tests.backends.docker.traffic import served_version
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def loaded_batch_sizes(project: TestProject, serving: str) -> dict[str, str]:
+    """The max_batch_size each replica's server process says it loaded when it started."""
+    out: dict[str, str] = {}
+    for line in project.ok("logs", serving, "--tail", "200").stdout.splitlines():
+        member, _, text = line.partition(" | ")
+        if "Wrapping session to perform batch processing (max_batch_size:" in text:
+            out[member] = text.rsplit("max_batch_size: ", 1)[1].rstrip(")")
+    return out
+
+
+def test_a_batching_parameter_change_reaches_the_server_process(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("m", instances=2, batching={"enabled": True, "maxBatchSize": 8})
+    project.apply()
+    assert set(loaded_batch_sizes(project, "m").values()) == {"8"}
+    project.serving("m", instances=2, batching={"enabled": True, "maxBatchSize": 16})
+    plan = project.plan()
+    assert changes(plan, "serving.m") == {field("batching.max_batch_size", 8, 16)}
+    assert [op for op, _ in steps(plan, "serving.m")].count("recreate") == 2
+    project.apply()
+    loaded = loaded_batch_sizes(project, "m")
+    assert loaded == {f"{project.name}-m-0": "16", f"{project.name}-m-1": "16"}
+    assert project.detailed_exitcode() == 0
+
+
+def test_an_edit_of_the_model_config_beyond_the_version_is_drift(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("m")
+    project.apply()
+    config = project.state_dir / project.name / "m" / "models.config"
+    config.write_text(config.read_text().replace('base_path: "/models/m', 'base_path: "/models/x'))
+    plan = project.plan()
+    assert field("modelConfig.base_path", "/models/xnist", "/models/mnist") in changes(
+        plan, "serving.m")
+    project.apply()
+    assert 'base_path: "/models/mnist"' in config.read_text()
+    assert project.detailed_exitcode() == 0
+
+
+def test_a_replica_whose_server_stops_answering_is_repaired(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("m", instances=2)
+    project.apply()
+    frozen = f"{project.name}-m-1"
+    docker("exec", frozen, "kill", "-STOP", "1")  # the port is open, nothing answers
+    plan = project.plan()
+    (rc,) = plan["resource_changes"]
+    assert rc["action"] == "repair" and "does not answer" in rc["reason"]
+    assert steps(plan, "serving.m")[0] == ("recreate", frozen)
+    assert project.status()["m"]["health"] == "degraded"
+    project.apply()
+    assert project.detailed_exitcode() == 0
+    assert {served_version(u) for u in project.status()["m"]["endpoints"]} == {"1"}
+
+
+def test_history_survives_volume_housekeeping_and_keeps_its_bound(make_project) -> None:
+    project: TestProject = make_project()
+    for version in (1, 2, 1):
+        project.serving("m", version=version)
+        project.apply()
+    # `docker volume prune -a` limited to this project's volumes, so no one else's are touched
+    docker("volume", "prune", "-a", "-f", "--filter", f"label=declserve.io/history={project.name}")
+    entries = json.loads(project.ok("history", "--json").stdout)
+    assert [e["summary"] for e in entries] == [
+        {"add": 1, "change": 0, "destroy": 0}, {"add": 0, "change": 1, "destroy": 0},
+        {"add": 0, "change": 1, "destroy": 0}]
+    project.serving("m", version=2)
+    project.apply("--keep", "2")
+    kept = json.loads(project.ok("history", "--json").stdout)
+    assert kept == [entries[2], kept[1]] and kept[1]["summary"]["change"] == 1
+
+
+def test_history_text_shows_the_whole_commit_and_dirty(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("m")
+    git = ["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "specs"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    project.serving("m", instances=2)  # uncommitted
+    project.apply()
+    assert f"commit {head}+dirty" in project.ok("history").stdout
+
+
+def test_status_shows_the_servings_when_kafka_is_down(logged: TestProject, kafka_broker: Any) -> None:  # noqa: F811
+    logged.serving("a", inferenceLogging={"topic": "create"})
+    logged.apply()
+    kafka_broker.stop()
+    try:
+        result = logged.ok("status", "--json")
+        (row,) = json.loads(result.stdout)
+        assert row["state"] == "running" and row["endpoints"]
+        (dep,) = row["dependencies"]
+        assert dep["state"].startswith("unknown: cannot reach Kafka")
+        assert "unknown: cannot reach Kafka" in logged.ok("status").stdout
+    finally:
+        kafka_broker.start()
+
+
+def test_logs_show_the_proxy_and_follow_until_ctrl_c(logged: TestProject) -> None:  # noqa: F811
+    logged.serving("a", inferenceLogging={"topic": "create"})
+    logged.apply()
+    members = {line.split(" | ")[0] for line in logged.ok("logs", "a").stdout.splitlines()}
+    assert members == {f"{logged.name}-a-0", f"{logged.name}-a-proxy"}
+    follow = subprocess.Popen(logged.command("logs", "a", "-f", "--tail", "5"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              stdin=subprocess.DEVNULL)
+    assert follow.stdout is not None
+    out = Lines(follow.stdout)
+    out.wait_for(f"{logged.name}-a-proxy | ")
+    out.wait_for(f"{logged.name}-a-0 | ")
+    assert follow.poll() is None  # still following
+    follow.send_signal(signal.SIGINT)
+    assert follow.wait(timeout=30) == 0
