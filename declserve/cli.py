@@ -91,6 +91,12 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="wait this long (30s, 5m, 1h30m) for another run's lock (default 0s)",
     )
+    _keep_flag(p)
+
+
+def _keep_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep", type=_positive, default=100, metavar="N",
+                   help="history entries the project keeps, oldest dropped first (default 100)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[common], help="adopt a serving started by hand")
     p.add_argument("name", help="the serving: objects made by hand named NAME (or NAME-<n>)")
     p.add_argument("--auto-approve", action="store_true", help="do not ask before adopting")
+    _keep_flag(p)
     p.add_argument(
         "--lock-timeout",
         type=_duration,

@@ -207,7 +207,7 @@ def _run(
     with _Interrupts() as interrupts:
         outcomes = _execute(ws, result, args, interrupts)
     interrupted = interrupts.stop.is_set()
-    ws.record(result, outcomes, operation, lock, interrupted=interrupted)
+    ws.record(result, outcomes, operation, lock, interrupted=interrupted, keep=args.keep)
     return _finish(outcomes, interrupted)
 
 
@@ -256,7 +256,7 @@ def apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         )
         print(render.render_text(result, _colour(args)), end="")
         if result.summary.empty:
-            ws.record(result, [], operation, lock)
+            ws.record(result, [], operation, lock, keep=args.keep)
             return 0
         question = "destroy these servings" if destroy else "perform these actions"
         if not args.auto_approve and not _confirm(
@@ -352,7 +352,7 @@ def import_(args: argparse.Namespace) -> int:
         with _Interrupts():
             found.adopt(desired, importer.context(args.name))
         importer.write_spec(path, found.document, importer.schema_ref(path, ws.project))
-        ws.record(result, [importer.done(result)], "import", lock)
+        ws.record(result, [importer.done(result)], "import", lock, keep=args.keep)
     print(f"Wrote {path}; the serving is managed now.")
     return 0
 

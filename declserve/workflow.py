@@ -48,6 +48,9 @@ def git_commit(directory: Path) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
+HISTORY_KEEP = 100  # entries a project's history keeps unless `--keep` says otherwise
+
+
 class PlanRefused(DeclserveError):
     """The specs ask for what the live systems cannot do (a missing topic, fewer partitions)."""
 
@@ -159,6 +162,7 @@ class Workspace:
         lock: LockInfo,
         *,
         interrupted: bool = False,
+        keep: int = HISTORY_KEEP,
     ) -> dict[str, Any]:
         """Leave a trace of an apply on the backend; returns the entry."""
         failed = any(o.status is not Status.DONE for o in outcomes)
@@ -179,7 +183,7 @@ class Workspace:
             ],
             "declserve_version": __version__,
         }
-        self.backend.record_history(entry)
+        self.backend.record_history(entry, keep)
         return entry
 
     def runner(self) -> Callable[[ResourceChange, ApplyContext], None]:

@@ -58,6 +58,20 @@ def parse_model_config(text: str) -> dict[str, Any]:
     return {"name": name.group(1) if name else None, "version": version}
 
 
+_FIELD = re.compile(r'\b(base_path|model_platform):\s*"([^"]*)"')
+
+
+def model_config_fields(text: str) -> dict[str, Any]:
+    """The fields of a model config file besides name and version, as TF Serving reads them.
+
+    `entries` counts the `config` blocks: a second model added by hand is an edit too.
+    """
+    body = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    fields: dict[str, Any] = {key: value for key, value in _FIELD.findall(body)}
+    fields["entries"] = len(re.findall(r"\bconfig\s*\{", body))
+    return fields
+
+
 _BATCH_SCALARS = (
     "max_batch_size",
     "batch_timeout_micros",
@@ -93,6 +107,11 @@ def parse_batching_config(text: str) -> dict[str, Any]:
     pad = re.search(r"\bpad_variable_length_inputs:\s*(true|false)", body)
     if pad:
         out["pad_variable_length_inputs"] = pad.group(1) == "true"
+    known = re.compile(rf"^\s*(({'|'.join(_BATCH_SCALARS)})\s*\{{\s*value:\s*\d+\s*\}}|"
+                       r"allowed_batch_sizes:\s*\d+|pad_variable_length_inputs:\s*(true|false))\s*$")
+    unknown = [line.strip() for line in body.splitlines() if line.strip() and not known.match(line)]
+    if unknown:
+        out["unrecognised"] = unknown  # a hand edit declserve would not have written
     return out
 
 

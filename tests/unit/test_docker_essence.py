@@ -6,6 +6,7 @@ from pathlib import Path
 
 from declserve.backends import tfserving as tfs
 from declserve.backends.docker import essence as E
+from declserve.backends.docker.files import write_serving_files
 from declserve.backends.docker.settings import DockerSettings
 from declserve.desired import DesiredServing, ModelSource
 from declserve.spec import Serving
@@ -102,14 +103,11 @@ def test_replicas_that_agree_collapse_and_ones_that_differ_are_named() -> None:
     assert mixed["resources.cpu"] == "mixed: 1 on m-0; 2 on m-1"
 
 
-def test_serving_essence_equals_the_desired_one_for_what_declserve_made() -> None:
+def test_serving_essence_equals_the_desired_one_for_what_declserve_made(tmp_path: Path) -> None:
     d = desired(instances=2, batching={"enabled": True, "maxBatchSize": 8})
+    write_serving_files(tmp_path, d)  # the files as apply writes them, read back as plan reads them
     replica = E.replica_essence(inspect_of(d))
-    files = {
-        "model": {"name": "mnist", "version": 2},
-        "protected": False,
-        "batching": {"max_batch_size": 8},
-    }
+    files = E.files_essence(tmp_path)
     observed = E.serving_essence([("p-m-0", replica), ("p-m-1", dict(replica))], files, None)
     assert observed == E.desired_essence(d, SETTINGS)
 
@@ -148,3 +146,15 @@ def test_available_versions_ignore_other_states() -> None:
         b' {"version": "2", "state": "AVAILABLE"}]}'
     )
     assert tfs.available_versions(body) == (2,)
+
+
+def test_every_line_of_the_files_declserve_writes_is_read_back() -> None:
+    text = tfs.model_config_text("mnist", 2)
+    assert tfs.model_config_fields(text) == {"base_path": "/models/mnist",
+                                             "model_platform": "tensorflow", "entries": 1}
+    moved = text.replace('"/models/mnist"', '"/models/other"')
+    assert tfs.model_config_fields(moved)["base_path"] == "/models/other"
+    batching = tfs.batching_config_text({"max_batch_size": 8})
+    assert "unrecognised" not in tfs.parse_batching_config(batching)
+    edited = batching + 'thread_pool_name: { value: "x" }\n'
+    assert tfs.parse_batching_config(edited)["unrecognised"] == ['thread_pool_name: { value: "x" }']

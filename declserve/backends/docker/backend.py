@@ -539,8 +539,8 @@ class DockerBackend(P.DockerPlanner):
     def read_lock(self) -> LockInfo | None:
         return self.records.read_lock()
 
-    def record_history(self, entry: dict[str, Any]) -> None:
-        self.records.record(entry)
+    def record_history(self, entry: dict[str, Any], keep: int) -> None:
+        self.records.record(entry, keep)
 
     def history(self) -> list[dict[str, Any]]:
         return self.records.history()

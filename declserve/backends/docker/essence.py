@@ -85,8 +85,10 @@ def desired_replica(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
 
 def desired_essence(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
     replica = {k: v for k, v in desired_replica(d, s).items() if k != "running"}
+    config = tfs.model_config_text(d.spec.model.name, d.version)
     essence: dict[str, Any] = {
         "model": {"name": d.spec.model.name, "version": d.version},
+        "modelConfig": tfs.model_config_fields(config),
         "instances": d.spec.instances,
         "state": d.spec.state.value,
         "protected": d.spec.protected,
@@ -203,10 +205,15 @@ def files_essence(config_dir: Path | None) -> dict[str, Any]:
     if config_dir is None:
         return {"model": {"name": None, "version": None}, "protected": False}
     try:
-        parsed = tfs.parse_model_config((config_dir / tfs.MODEL_CONFIG).read_text())
+        text = (config_dir / tfs.MODEL_CONFIG).read_text()
+        parsed, fields = tfs.parse_model_config(text), tfs.model_config_fields(text)
     except OSError:
-        parsed = {"name": None, "version": None}
-    essence: dict[str, Any] = {"model": parsed, "protected": (config_dir / PROTECTED_MARK).exists()}
+        parsed, fields = {"name": None, "version": None}, {}
+    essence: dict[str, Any] = {
+        "model": parsed,
+        "modelConfig": fields,
+        "protected": (config_dir / PROTECTED_MARK).exists(),
+    }
     try:
         text = (config_dir / tfs.BATCHING_CONFIG).read_text()
         essence["batching"] = tfs.parse_batching_config(text)

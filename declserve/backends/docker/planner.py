@@ -209,7 +209,8 @@ class DockerPlanner:
         for index in free:
             steps.append(Step(CREATE, s.container_name(desired.name, index)))
             touched = True
-        if running and e["instances"] and (touched or "model.version" in files):
+        reload = any(p == "model.version" or p.startswith("modelConfig.") for p in files)
+        if running and e["instances"] and (touched or reload):
             steps.append(_wait(e))
         steps += self._proxy_steps(desired, live, touched or bool(extra))
         steps += [Step(REMOVE, r["name"], "extra replica") for r in extra]
@@ -249,7 +250,7 @@ def _wait(e: dict[str, Any]) -> Step:
 
 def _files_detail(e: dict[str, Any], paths: set[str], creating: bool = False) -> str:
     parts = []
-    if any(p.startswith("model.") for p in paths):
+    if any(p.startswith(("model.", "modelConfig.")) for p in paths):
         reload = "" if creating else "; replicas reload it in place"
         parts.append(f"model config: version {e['model']['version']}{reload}")
     if any(p.startswith("batching.") for p in paths):

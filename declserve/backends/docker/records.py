@@ -2,15 +2,18 @@
 
 The lock is a container that is created (never started) under a fixed name: the engine refuses
 a second container of that name, which makes taking the lock atomic; its labels say who holds
-it. The apply history is one labelled volume per apply: cheap, listed with a label filter, and
-living as long as the engine does.
+it. The apply history is one JSON-lines file in a volume that a never-started records container
+holds: `docker volume prune` (with or without `-a` or a label filter) removes only volumes no
+container uses, so housekeeping keeps it. Entries are written through the engine's archive
+API, under the project lock, and the oldest are dropped past the retention the caller gives.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import time
-import uuid
 from typing import Any
 
 import docker
@@ -21,7 +24,11 @@ from declserve.lock import LockInfo
 
 LABEL_LOCK = "declserve.io/lock"
 LABEL_HISTORY = "declserve.io/history"
-LABEL_ENTRY = "declserve.io/entry"
+LABEL_ENTRY = "declserve.io/entry"  # history of earlier versions: one labelled volume per apply
+LABEL_ROLE = "declserve.io/role"
+HISTORY_DIR = "/history"
+HISTORY_FILE = "history.jsonl"
+DEFAULT_KEEP = 100
 
 
 class DockerRecords:
@@ -34,6 +41,11 @@ class DockerRecords:
     def lock_name(self) -> str:
         return f"declserve-lock-{self.project}"
 
+    @property
+    def store_name(self) -> str:
+        return f"declserve-records-{self.project}"
+
+    # ---- the lock ------------------------------------------------------------------------
     def read_lock(self) -> LockInfo | None:
         try:
             with engine_errors("read the project lock"):
@@ -46,14 +58,8 @@ class DockerRecords:
         labels = {"declserve.io/project": self.project, LABEL_LOCK: json.dumps(info.to_dict())}
         try:
             with engine_errors("take the project lock"):
-                self.api.create_container(
-                    self.image,
-                    name=self.lock_name,
-                    labels=labels,
-                    entrypoint=["true"],
-                    command=[],
-                    network_disabled=True,
-                )
+                self.api.create_container(self.image, name=self.lock_name, labels=labels,
+                                          entrypoint=["true"], command=[], network_disabled=True)
             return None
         except Conflict:
             pass  # another run holds it
@@ -71,20 +77,61 @@ class DockerRecords:
             return False
         return True
 
-    def record(self, entry: dict[str, Any]) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        name = f"declserve-history-{self.project}-{stamp}-{uuid.uuid4().hex[:6]}"
-        with engine_errors("record the apply in the history"):
-            self.api.create_volume(
-                name=name,
-                labels={
-                    LABEL_HISTORY: self.project,
-                    LABEL_ENTRY: json.dumps(entry, sort_keys=True),
-                },
-            )
+    # ---- the history ---------------------------------------------------------------------
+    def _store(self) -> str:
+        """The records container, made (never started) with its volume when missing."""
+        try:
+            with engine_errors("find the history store"):
+                return str(self.api.inspect_container(self.store_name)["Id"])
+        except NotFound:
+            pass
+        labels = {"declserve.io/project": self.project, LABEL_ROLE: "records",
+                  LABEL_HISTORY: self.project}
+        with engine_errors("create the history store"):
+            self.api.create_volume(name=self.store_name, labels=labels)
+            host = self.api.create_host_config(binds={self.store_name: {"bind": HISTORY_DIR,
+                                                                       "mode": "rw"}})
+            made = self.api.create_container(self.image, name=self.store_name, labels=labels,
+                                             entrypoint=["true"], command=[], host_config=host,
+                                             network_disabled=True)
+        return str(made["Id"])
 
-    def history(self) -> list[dict[str, Any]]:
+    def _read_file(self, cid: str) -> list[dict[str, Any]]:
+        try:
+            with engine_errors("read the apply history"):
+                stream, _ = self.api.get_archive(cid, f"{HISTORY_DIR}/{HISTORY_FILE}")
+                raw = b"".join(stream)
+        except NotFound:
+            return []
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            member = tar.extractfile(HISTORY_FILE)
+            text = member.read().decode() if member else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def record(self, entry: dict[str, Any], keep: int = DEFAULT_KEEP) -> None:
+        cid = self._store()
+        entries = (self._read_file(cid) + [entry])[-max(1, keep):]
+        body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo(HISTORY_FILE)
+            info.size, info.mtime, info.mode = len(body), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(body))
+        with engine_errors("record the apply in the history"):
+            self.api.put_archive(cid, HISTORY_DIR, buffer.getvalue())
+
+    def _legacy(self) -> list[dict[str, Any]]:
         with engine_errors("read the apply history"):
             found = self.api.volumes(filters={"label": f"{LABEL_HISTORY}={self.project}"})
-        entries = [json.loads(v["Labels"][LABEL_ENTRY]) for v in (found.get("Volumes") or [])]
+        return [json.loads(v["Labels"][LABEL_ENTRY]) for v in (found.get("Volumes") or [])
+                if LABEL_ENTRY in (v.get("Labels") or {})]
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            with engine_errors("find the history store"):
+                cid = str(self.api.inspect_container(self.store_name)["Id"])
+            entries = self._read_file(cid)
+        except NotFound:
+            entries = []
+        entries += self._legacy()
         return sorted(entries, key=lambda e: (e.get("time", ""), e.get("id", "")))

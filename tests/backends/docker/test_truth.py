@@ -104,7 +104,10 @@ def test_history_text_shows_the_whole_commit_and_dirty(make_project) -> None:
     assert f"commit {head}+dirty" in project.ok("history").stdout
 
 
-def test_status_shows_the_servings_when_kafka_is_down(logged: TestProject, kafka_broker: Any) -> None:  # noqa: F811
+def test_status_shows_the_servings_when_kafka_is_down(
+    logged: TestProject,  # noqa: F811
+    kafka_broker: Any,
+) -> None:
     logged.serving("a", inferenceLogging={"topic": "create"})
     logged.apply()
     kafka_broker.stop()
