@@ -410,6 +410,13 @@ class Kafka(StrictModel):
     partitions: int = Field(default=1, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=32)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1, le=2**62)
+    max_message_bytes: int = Field(
+        default=2 * 2**20,
+        ge=2 * 2**20,
+        le=2**30,
+        description="max.message.bytes of the topics declserve creates. A logged request may "
+        "be this size less 1 MiB (the rest holds the predictions); larger ones get HTTP 413.",
+    )
 
     @field_validator("topic_pattern")
     @classmethod

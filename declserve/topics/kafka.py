@@ -21,6 +21,10 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+# Topic settings declserve owns: essence field → Kafka config key.
+CONFIG_KEYS = {"retentionMs": "retention.ms", "maxMessageBytes": "max.message.bytes"}
+
+
 @dataclass(frozen=True)
 class TopicSettings:
     project: str
@@ -29,6 +33,7 @@ class TopicSettings:
     partitions: int
     replication_factor: int
     retention_ms: int
+    max_message_bytes: int = 2 * 2**20
     timeout: float = 5.0
 
     @classmethod
@@ -43,6 +48,7 @@ class TopicSettings:
             k.partitions,
             k.replication_factor,
             k.retention_ms,
+            k.max_message_bytes,
         )
 
     def name_for(self, serving: str) -> str:
@@ -59,6 +65,7 @@ class TopicSettings:
             "partitions": self.partitions,
             "replicationFactor": self.replication_factor,
             "retentionMs": self.retention_ms,
+            "maxMessageBytes": self.max_message_bytes,
         }
 
     @property
@@ -115,9 +122,10 @@ class KafkaTopics:
                 )
                 for resource, future in futures.items():
                     entries = future.result(timeout=self.settings.timeout)
-                    retention = entries.get("retention.ms")
-                    if retention is not None and retention.value is not None:
-                        topics[resource.name][0]["retentionMs"] = int(retention.value)
+                    for field, key in CONFIG_KEYS.items():
+                        entry = entries.get(key)
+                        if entry is not None and entry.value is not None:
+                            topics[resource.name][0][field] = int(entry.value)
             except KafkaException as exc:
                 raise self._unavailable(exc) from exc
         return topics
@@ -129,7 +137,7 @@ class KafkaTopics:
             name,
             num_partitions=essence["partitions"],
             replication_factor=essence["replicationFactor"],
-            config={"retention.ms": str(essence["retentionMs"])},
+            config={key: str(essence[field]) for field, key in CONFIG_KEYS.items()},
         )
         self._wait(
             self.admin.create_topics([topic], request_timeout=self.settings.timeout),
@@ -147,15 +155,20 @@ class KafkaTopics:
             f"add partitions to topic {name}",
         )
 
-    def set_retention(self, name: str, retention_ms: int) -> None:
-        from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
-
-        resource = ConfigResource(
-            ConfigResource.Type.TOPIC, name, set_config={"retention.ms": str(retention_ms)}
+    def set_config(self, name: str, field: str, value: int) -> None:
+        """Change one topic setting, leaving the others as they are (an incremental alter)."""
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            AlterConfigOpType,
+            ConfigEntry,
+            ConfigResource,
         )
+
+        entry = ConfigEntry(CONFIG_KEYS[field], str(value),
+                            incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[entry])
         self._wait(
-            self.admin.alter_configs([resource], request_timeout=self.settings.timeout),
-            f"change retention of topic {name}",
+            self.admin.incremental_alter_configs([resource], request_timeout=self.settings.timeout),
+            f"change {CONFIG_KEYS[field]} of topic {name}",
         )
 
     def delete(self, name: str) -> None:

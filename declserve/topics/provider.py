@@ -16,13 +16,13 @@ from declserve.live import LiveResource, LiveState
 from declserve.loader import LoadedProject
 from declserve.plan import Action, DesiredResource, FieldChange, ResourceChange, Shape, Step
 from declserve.provider import ApplyContext, Wanted
-from declserve.topics.kafka import KafkaTopics, TopicSettings
+from declserve.topics.kafka import CONFIG_KEYS, KafkaTopics, TopicSettings
 
 KIND = "topic"
 CREATE = "create topic"
 DELETE = "delete topic"
 PARTITIONS = "add partitions to"
-RETENTION = "set the retention of"
+SET = "set the config of"
 
 
 class TopicProvider:
@@ -107,7 +107,8 @@ class TopicProvider:
                         (
                             f"{e['partitions']} partition(s), "
                             f"replication factor {e['replicationFactor']}, "
-                            f"retention {e['retentionMs']} ms"
+                            f"retention {e['retentionMs']} ms, "
+                            f"max.message.bytes {e['maxMessageBytes']}"
                         ),
                     ),
                 ),
@@ -116,8 +117,9 @@ class TopicProvider:
         for c in changes:
             if c.path == "partitions":
                 steps.append(Step(PARTITIONS, desired.name, f"{c.before} → {c.after}"))
-            elif c.path == "retentionMs":
-                steps.append(Step(RETENTION, desired.name, f"{c.before} → {c.after} ms"))
+            elif c.path in CONFIG_KEYS:
+                change = f"{CONFIG_KEYS[c.path]} {c.before} → {c.after}"
+                steps.append(Step(SET, desired.name, change))
         return Shape(Action.UPDATE, tuple(steps))
 
     # ---- effects ------------------------------------------------------------------------
@@ -140,8 +142,10 @@ class TopicProvider:
                 self.client.delete(step.target)
             elif step.op == PARTITIONS:
                 self.client.add_partitions(step.target, self.settings.partitions)
-            elif step.op == RETENTION:
-                self.client.set_retention(step.target, self.settings.retention_ms)
+            elif step.op == SET:
+                key = step.detail.split(" ", 1)[0]
+                field = next(f for f, k in CONFIG_KEYS.items() if k == key)
+                self.client.set_config(step.target, field, self.settings.essence()[field])
             else:
                 raise Rejected(f"unknown step {step.text()!r} for Kafka topics")
 

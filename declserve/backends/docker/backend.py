@@ -287,7 +287,10 @@ class DockerBackend(P.DockerPlanner):
             F.remove_serving_files(directory)
             return
         if step.op in (P.REMOVE, P.PROXY_REMOVE):
-            for cid in self._ids_named(step.target):
+            ids = self._ids_named(step.target)
+            if step.op == P.REMOVE:
+                self._refresh_proxy(serving, leaving=set(ids))  # no request is sent its way
+            for cid in ids:
                 self._remove(cid)
             if step.op == P.PROXY_REMOVE:
                 X.remove_files(directory)
@@ -321,6 +324,8 @@ class DockerBackend(P.DockerPlanner):
             self._create_proxy(d)
         elif step.op == P.PROXY_POINT:
             self._point_proxy(d)
+        elif step.op == P.PROXY_CONFIGURE:
+            self._configure_proxy(d)
         else:
             raise Rejected(f"unknown step {step.text()!r} for the Docker backend")
 
@@ -361,8 +366,10 @@ class DockerBackend(P.DockerPlanner):
         new_id = self._create(d, _index(final), temporary)
         if d.spec.state is S.DesiredState.RUNNING:
             self.wait_ready(d, [new_id], ctx)
+        self._refresh_proxy(d.name, leaving=set(old))  # the proxy sends to the new one first
         for cid in old:
             self._remove(cid)
+        self._refresh_proxy(d.name)
         if temporary != final:
             with engine_errors(f"rename {temporary} to {final}"):
                 self.api.rename(new_id, final)
@@ -487,16 +494,25 @@ class DockerBackend(P.DockerPlanner):
         found = [self._endpoint(a) for a in replicas.values() if a["State"].get("Running")]
         return sorted(e for e in found if e)
 
+    def _refresh_proxy(self, serving: str, leaving: set[str] | None = None) -> None:
+        """Point a serving's logging proxy, if it has one, at its running replicas but `leaving`."""
+        directory = self.settings.config_dir(serving)
+        if not (directory / X.PROXY_CONFIG).exists():
+            return
+        replicas, _ = self._containers(serving)
+        found = [self._endpoint(a) for a in replicas.values()
+                 if a["State"].get("Running") and a["Id"] not in (leaving or set())]
+        X.write_upstreams(directory, sorted(e for e in found if e))
+
     def _point_proxy(self, d: DesiredServing) -> None:
         X.write_upstreams(self.settings.config_dir(d.name), self._ready_endpoints(d))
 
-    def _create_proxy(self, d: DesiredServing) -> None:
+    def _write_proxy_config(self, d: DesiredServing) -> int:
         logging = d.spec.inference_logging
         assert d.topic is not None and logging is not None
         directory = self.settings.config_dir(d.name)
         directory.mkdir(parents=True, exist_ok=True)
         port = X.listen_port(directory, self.settings.bind_address)
-        X.write_upstreams(directory, self._ready_endpoints(d))
         X.write_config(
             directory,
             serving=d.name,
@@ -506,7 +522,24 @@ class DockerBackend(P.DockerPlanner):
             bootstrap=self.settings.kafka_bootstrap,
             bind=self.settings.bind_address,
             port=port,
+            max_record_bytes=self.settings.max_message_bytes,
         )
+        return port
+
+    def _configure_proxy(self, d: DesiredServing) -> None:
+        """New settings for a running proxy, which re-reads them: no moment without an answer."""
+        logging = d.spec.inference_logging
+        assert logging is not None
+        port = self._write_proxy_config(d)
+        want = {"mode": logging.mode.value, "topic": d.topic,
+                "maxRecordBytes": self.settings.max_message_bytes}
+        X.wait_settings(f"http://{self.settings.host}:{port}", want, self.settings.ready_timeout)
+
+    def _create_proxy(self, d: DesiredServing) -> None:
+        directory = self.settings.config_dir(d.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        X.write_upstreams(directory, self._ready_endpoints(d))
+        port = self._write_proxy_config(d)
         labels = {
             E.LABEL_MANAGED: E.MANAGER,
             E.LABEL_PROJECT: self.settings.project,

@@ -97,7 +97,12 @@ def desired_essence(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
     essence["batching"].update(d.spec.batching.parameters())
     logging = d.spec.inference_logging
     if d.topic is not None and logging is not None:
-        essence["logging"] = {"topic": d.topic, "mode": logging.mode.value, "image": s.proxy_image}
+        essence["logging"] = {
+            "topic": d.topic,
+            "mode": logging.mode.value,
+            "image": s.proxy_image,
+            "maxRecordBytes": s.max_message_bytes,
+        }
     return essence
 
 

@@ -30,6 +30,7 @@ REMOVE = "remove"
 WAIT = "wait until ready:"
 PROXY_CREATE = "create the logging proxy"
 PROXY_RECREATE = "recreate the logging proxy"
+PROXY_CONFIGURE = "reconfigure the logging proxy"
 PROXY_REMOVE = "remove the logging proxy"
 PROXY_START = "start the logging proxy"
 PROXY_STOP = "stop the logging proxy"
@@ -229,8 +230,14 @@ class DockerPlanner:
         if proxy is None:
             return [Step(PROXY_CREATE, name, f"topic {want['topic']}, mode {want['mode']}")]
         if want != have:
-            changed = ", ".join(sorted(k for k in want if want.get(k) != (have or {}).get(k)))
-            return [Step(PROXY_RECREATE, name, changed)]
+            changed = sorted(k for k in want if want.get(k) != (have or {}).get(k))
+            if changed == ["image"] or not running or not proxy["running"]:
+                return [Step(PROXY_RECREATE, name, ", ".join(changed))]
+            # The proxy re-reads its settings file: the address keeps answering meanwhile.
+            steps = [Step(PROXY_CONFIGURE, name, ", ".join(c for c in changed if c != "image"))]
+            if "image" in changed:
+                steps.append(Step(PROXY_RECREATE, name, "image"))
+            return steps
         steps = []
         if running and not proxy["running"]:
             steps.append(Step(PROXY_START, name))

@@ -28,6 +28,7 @@ from declserve.errors import NotFound, NotReady, Rejected
 PROXY_CONFIG = "proxy.json"
 UPSTREAMS = "upstreams.json"
 ROLE_PROXY = "logging-proxy"
+REPLY_ROOM = 2**20
 
 
 def read_upstreams(config_dir: Path | None) -> list[str] | None:
@@ -56,6 +57,7 @@ def observed_logging(attrs: dict[str, Any], config_dir: Path | None) -> dict[str
         "topic": config.get("topic"),
         "mode": config.get("mode"),
         "image": attrs["Config"].get("Image"),
+        "maxRecordBytes": config.get("maxRecordBytes"),
     }
 
 
@@ -86,7 +88,9 @@ def write_config(
     bootstrap: str,
     bind: str,
     port: int,
+    max_record_bytes: int,
 ) -> None:
+    """The proxy's settings; it re-reads them when they change (mode, topic, limits)."""
     doc = {
         "serving": serving,
         "model": model,
@@ -96,6 +100,10 @@ def write_config(
         "bootstrap": bootstrap,
         "upstreamsFile": f"{tfs.CONFIG_DIR}/{UPSTREAMS}",
         "modelConfigFile": f"{tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG}",
+        # A record holds the request's inputs and the answer's predictions: the request may
+        # use all but 1 MiB of what the topic accepts, and a larger one is refused with 413.
+        "maxRequestBytes": max_record_bytes - REPLY_ROOM,
+        "maxRecordBytes": max_record_bytes,
     }
     atomic_write(config_dir / PROXY_CONFIG, json.dumps(doc, indent=2) + "\n")
 
@@ -158,3 +166,21 @@ def wait_healthy(url: str, deadline_seconds: float) -> None:
     raise NotReady(
         f"the logging proxy at {url} did not answer within {deadline_seconds:.0f}s ({last})"
     )
+
+
+def wait_settings(url: str, want: dict[str, Any], deadline_seconds: float) -> None:
+    """Until the proxy reports the settings `want` at /-/stats (it re-reads its file)."""
+    deadline = time.monotonic() + deadline_seconds
+    seen: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/stats", timeout=1) as resp:
+                seen = json.loads(resp.read())
+            if all(seen.get(k) == v for k, v in want.items()):
+                return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.2)  # polling the proxy's own report, bounded by the deadline
+    shown = {k: seen.get(k) for k in want}
+    raise NotReady(f"the logging proxy at {url} did not take its new settings within "
+                   f"{deadline_seconds:.0f}s (it reports {shown})")

@@ -23,6 +23,7 @@ class DockerSettings:
     base_url: str | None = None
     proxy_image: str = "declserve/logproxy:latest"
     kafka_bootstrap: str = ""
+    max_message_bytes: int = 2 * 2**20  # the topics' max.message.bytes: the largest record
 
     @classmethod
     def from_project(cls, project: S.Project, image_override: str | None = None) -> DockerSettings:
@@ -41,6 +42,7 @@ class DockerSettings:
             base_url=b.base_url,
             proxy_image=b.logging_proxy_image,
             kafka_bootstrap=",".join(kafka.bootstrap_servers) if kafka else "",
+            max_message_bytes=kafka.max_message_bytes if kafka else 2 * 2**20,
         )
 
     @property

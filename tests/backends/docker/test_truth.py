@@ -4,6 +4,7 @@ writes, each replica's health, and the records of the project that housekeeping 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from typing import Any
@@ -16,6 +17,19 @@ from tests.backends.docker.traffic import served_version
 
 def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def prune_volumes(label_filter: str) -> None:
+    """`docker volume prune -a -f`, limited to this test's own volumes so no one else's go.
+
+    Engines before API 1.42 (Debian's 20.10) have no `-a`: their prune removes unused named
+    volumes as well, which is what `-a` does on newer ones.
+    """
+    new = subprocess.run(["docker", "volume", "prune", "-a", "-f", "--filter", label_filter],
+                         capture_output=True, text=True)
+    if new.returncode != 0:
+        assert "unknown shorthand flag" in new.stderr, new.stderr
+        docker("volume", "prune", "-f", "--filter", label_filter)
 
 
 def loaded_batch_sizes(project: TestProject, serving: str) -> dict[str, str]:
@@ -62,7 +76,8 @@ def test_a_replica_whose_server_stops_answering_is_repaired(make_project) -> Non
     project.serving("m", instances=2)
     project.apply()
     frozen = f"{project.name}-m-1"
-    docker("exec", frozen, "kill", "-STOP", "1")  # the port is open, nothing answers
+    pid = int(docker("inspect", "--format", "{{.State.Pid}}", frozen))
+    os.kill(pid, signal.SIGSTOP)  # from the host: the port stays open and nothing answers
     plan = project.plan()
     (rc,) = plan["resource_changes"]
     assert rc["action"] == "repair" and "does not answer" in rc["reason"]
@@ -78,8 +93,7 @@ def test_history_survives_volume_housekeeping_and_keeps_its_bound(make_project) 
     for version in (1, 2, 1):
         project.serving("m", version=version)
         project.apply()
-    # `docker volume prune -a` limited to this project's volumes, so no one else's are touched
-    docker("volume", "prune", "-a", "-f", "--filter", f"label=declserve.io/history={project.name}")
+    prune_volumes(f"label=declserve.io/history={project.name}")
     entries = json.loads(project.ok("history", "--json").stdout)
     assert [e["summary"] for e in entries] == [
         {"add": 1, "change": 0, "destroy": 0}, {"add": 0, "change": 1, "destroy": 0},

@@ -134,7 +134,8 @@ def topic(
         "kind": "topic",
         "name": name,
         "managed": managed,
-        "essence": {"partitions": partitions, "replicationFactor": 1, "retentionMs": retention},
+        "essence": {"partitions": partitions, "replicationFactor": 1, "retentionMs": retention,
+                    "maxMessageBytes": 2 * 2**20},
     }
 
 
