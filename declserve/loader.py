@@ -241,13 +241,15 @@ class _Parts:
     transformer: S.Transformer | None
     tool: S.Tool | None
     logging: S.InferenceLogging | None
+    endpoint: S.Endpoint | None = None
 
     @classmethod
     def of(cls, doc: Document, serving: S.Serving | None) -> _Parts:
         if serving is not None:
             spec = serving.spec
             return cls(
-                doc, serving.name, spec.model, spec.transformer, spec.tool, spec.inference_logging
+                doc, serving.name, spec.model, spec.transformer, spec.tool,
+                spec.inference_logging, spec.endpoint,
             )
         data = doc.data
         return cls(
@@ -257,6 +259,7 @@ class _Parts:
             _valid_part(data, ("spec", "transformer"), S.Transformer),
             _valid_part(data, ("spec", "tool"), _TOOL),
             _valid_part(data, ("spec", "inferenceLogging"), S.InferenceLogging),
+            _valid_part(data, ("spec", "endpoint"), S.Endpoint),
         )
 
     def problem(self, path: Path_, message: str) -> Problem:
@@ -291,7 +294,18 @@ def _cross_checks(
     servings: list[_Parts], project: S.Project | None, problems: list[Problem]
 ) -> None:
     seen: dict[str, _Parts] = {}
+    ports: dict[int, _Parts] = {}
     for parts in servings:
+        port = parts.endpoint.port if parts.endpoint is not None else None
+        if port is not None and port in ports:
+            other = ports[port]
+            line = other.doc.position(("spec", "endpoint", "port"))[0]
+            problems.append(parts.problem(
+                ("spec", "endpoint", "port"),
+                f"port {port} is the address of serving {other.name!r} already "
+                f"({display_path(str(other.doc.file))}:{line})"))
+        elif port is not None:
+            ports[port] = parts
         first = seen.get(parts.name) if parts.name is not None else None
         if first is not None:
             line = first.doc.position(("metadata", "name"))[0]

@@ -316,6 +316,18 @@ class Metadata(StrictModel):
     )
 
 
+class Endpoint(StrictModel):
+    """The serving's one stable address: the port its front proxy listens on."""
+
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Kept across every recreate, restart and version bump; omitted: a free "
+        "port is chosen once and kept.",
+    )
+
+
 class ServingSpec(StrictModel):
     model: ModelRef
     server: Literal["tensorflow-serving"] = "tensorflow-serving"
@@ -328,6 +340,7 @@ class ServingSpec(StrictModel):
     )
     resources: Resources = Field(default_factory=Resources)
     transformer: Transformer | None = None
+    endpoint: Endpoint = Field(default_factory=Endpoint)
     protected: bool = Field(
         default=False,
         description="Never deleted by --prune or destroy, even after its spec is removed, "

@@ -203,8 +203,8 @@ class DockerBackend(P.DockerPlanner):
         reps = sorted(
             (self._replica(a, served, version) for a, served in containers), key=lambda r: r["name"]
         )
-        logging = X.observed_logging(proxy, config_dir) if proxy else None
-        essence = E.serving_essence([(r["name"], r["essence"]) for r in reps], files, logging)
+        front = X.observed(proxy, config_dir) if proxy else {}
+        essence = E.serving_essence([(r["name"], r["essence"]) for r in reps], files, front)
         problems = [r["problem"] for r in reps if r["problem"]]
         proxy_detail = None
         running = [r for r in reps if r["running"]]
@@ -219,9 +219,9 @@ class DockerBackend(P.DockerPlanner):
                 "upstreamsCurrent": current,
             }
             if running and not up:
-                problems.append(f"the logging proxy {proxy_detail['name']} is not running")
+                problems.append(f"the front proxy {proxy_detail['name']} is not running")
             elif running and not current:
-                problems.append("the logging proxy's list of replicas is stale")
+                problems.append("the front proxy's list of replicas is stale")
         health = HealthStatus.degraded("; ".join(problems)) if problems else HealthStatus.ready()
         proxy_url = (
             X.endpoint(config_dir, self.settings.host)
@@ -488,14 +488,14 @@ class DockerBackend(P.DockerPlanner):
             if pending:
                 time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
 
-    # ---- the logging proxy ------------------------------------------------------------------
+    # ---- the front proxy: the serving's one address, and its inference logging --------------
     def _ready_endpoints(self, d: DesiredServing) -> list[str]:
         replicas, _ = self._containers(d.name)
         found = [self._endpoint(a) for a in replicas.values() if a["State"].get("Running")]
         return sorted(e for e in found if e)
 
     def _refresh_proxy(self, serving: str, leaving: set[str] | None = None) -> None:
-        """Point a serving's logging proxy, if it has one, at its running replicas but `leaving`."""
+        """Point a serving's front proxy, if it has one, at its running replicas but `leaving`."""
         directory = self.settings.config_dir(serving)
         if not (directory / X.PROXY_CONFIG).exists():
             return
@@ -509,16 +509,16 @@ class DockerBackend(P.DockerPlanner):
 
     def _write_proxy_config(self, d: DesiredServing) -> int:
         logging = d.spec.inference_logging
-        assert d.topic is not None and logging is not None
+        on = d.topic is not None and logging is not None
         directory = self.settings.config_dir(d.name)
         directory.mkdir(parents=True, exist_ok=True)
-        port = X.listen_port(directory, self.settings.bind_address)
+        port = X.listen_port(directory, self.settings.bind_address, d.spec.endpoint.port)
         X.write_config(
             directory,
             serving=d.name,
             model=d.spec.model.name,
-            topic=d.topic,
-            mode=logging.mode.value,
+            topic=d.topic if on else None,
+            mode=logging.mode.value if on and logging is not None else "none",
             bootstrap=self.settings.kafka_bootstrap,
             bind=self.settings.bind_address,
             port=port,
@@ -528,10 +528,14 @@ class DockerBackend(P.DockerPlanner):
 
     def _configure_proxy(self, d: DesiredServing) -> None:
         """New settings for a running proxy, which re-reads them: no moment without an answer."""
-        logging = d.spec.inference_logging
-        assert logging is not None
         port = self._write_proxy_config(d)
-        want = {"mode": logging.mode.value, "topic": d.topic,
+        _, proxy = self._containers(d.name)
+        if proxy is None or not proxy["State"].get("Running"):
+            return  # it reads the file when it starts
+        logging = d.spec.inference_logging
+        on = d.topic is not None and logging is not None
+        want = {"mode": logging.mode.value if on and logging is not None else "none",
+                "topic": d.topic if on else None,
                 "maxRecordBytes": self.settings.max_message_bytes}
         X.wait_settings(f"http://{self.settings.host}:{port}", want, self.settings.ready_timeout)
 

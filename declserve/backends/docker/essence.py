@@ -49,6 +49,7 @@ REPLICA_FIELDS = (
     "labels",
 )
 IN_PLACE = frozenset({"resources.cpu", "resources.memory"})
+AUTO_PORT = "chosen once"  # the front proxy's port when the spec names none
 
 
 def is_replica_field(path: str) -> bool:
@@ -95,12 +96,12 @@ def desired_essence(d: DesiredServing, s: DockerSettings) -> dict[str, Any]:
         **unflatten(replica),
     }
     essence["batching"].update(d.spec.batching.parameters())
+    essence["frontend"] = {"image": s.proxy_image, "port": d.spec.endpoint.port or AUTO_PORT}
     logging = d.spec.inference_logging
     if d.topic is not None and logging is not None:
         essence["logging"] = {
             "topic": d.topic,
             "mode": logging.mode.value,
-            "image": s.proxy_image,
             "maxRecordBytes": s.max_message_bytes,
         }
     return essence
@@ -230,9 +231,10 @@ def files_essence(config_dir: Path | None) -> dict[str, Any]:
 def serving_essence(
     replicas: Sequence[tuple[str, dict[str, Any]]],
     files: dict[str, Any],
-    logging: dict[str, Any] | None,
+    proxy: dict[str, Any],
 ) -> dict[str, Any]:
-    """The serving's essence from its replicas' flat essences, its files and its proxy."""
+    """The serving's essence from its replicas' flat essences, its files and its front proxy
+    (`frontend` and, when it logs, `logging`)."""
     flat = collapse(replicas)
     state = _state(flat.pop("running", False))
     essence = {**files, "instances": len(replicas), "state": state, **unflatten(flat)}
@@ -240,8 +242,7 @@ def serving_essence(
     essence["batching"] = {**batching, **essence.get("batching", {})}
     if "enabled" not in essence["batching"]:
         essence["batching"]["enabled"] = False
-    if logging is not None:
-        essence["logging"] = logging
+    essence.update(proxy)
     return essence
 
 

@@ -28,13 +28,13 @@ START = "start"
 STOP = "stop"
 REMOVE = "remove"
 WAIT = "wait until ready:"
-PROXY_CREATE = "create the logging proxy"
-PROXY_RECREATE = "recreate the logging proxy"
-PROXY_CONFIGURE = "reconfigure the logging proxy"
-PROXY_REMOVE = "remove the logging proxy"
-PROXY_START = "start the logging proxy"
-PROXY_STOP = "stop the logging proxy"
-PROXY_POINT = "point the logging proxy at"
+PROXY_CREATE = "create the front proxy"
+PROXY_RECREATE = "recreate the front proxy"
+PROXY_CONFIGURE = "reconfigure the front proxy"
+PROXY_REMOVE = "remove the front proxy"
+PROXY_START = "start the front proxy"
+PROXY_STOP = "stop the front proxy"
+PROXY_POINT = "point the front proxy at"
 CONFIG_FILES = "config files"
 READY_REPLICAS = "the ready replicas"
 
@@ -138,14 +138,7 @@ class DockerPlanner:
         steps += [Step(CREATE, s.container_name(desired.name, i)) for i in range(e["instances"])]
         if e["state"] == "running" and e["instances"]:
             steps.append(_wait(e))
-        if "logging" in e:
-            steps.append(
-                Step(
-                    PROXY_CREATE,
-                    s.proxy_name(desired.name),
-                    f"topic {e['logging']['topic']}, mode {e['logging']['mode']}",
-                )
-            )
+        steps.append(Step(PROXY_CREATE, s.proxy_name(desired.name), _front_detail(e)))
         return tuple(steps)
 
     def _delete_steps(self, live: LiveResource) -> tuple[Step, ...]:
@@ -220,32 +213,41 @@ class DockerPlanner:
     def _proxy_steps(
         self, desired: DesiredResource, live: LiveResource, replicas_changed: bool
     ) -> list[Step]:
-        want = desired.essence.get("logging")
-        have = live.essence.get("logging")
+        """The front proxy: created with the serving, reconfigured in place where it can be."""
+        e = desired.essence
         proxy = live.detail.get("proxy")
         name = self.settings.proxy_name(desired.name)
-        running = desired.essence["state"] == "running"
-        if want is None:
-            return [Step(PROXY_REMOVE, proxy["name"], "no inference logging")] if proxy else []
+        running = e["state"] == "running"
         if proxy is None:
-            return [Step(PROXY_CREATE, name, f"topic {want['topic']}, mode {want['mode']}")]
-        if want != have:
-            changed = sorted(k for k in want if want.get(k) != (have or {}).get(k))
-            if changed == ["image"] or not running or not proxy["running"]:
-                return [Step(PROXY_RECREATE, name, ", ".join(changed))]
-            # The proxy re-reads its settings file: the address keeps answering meanwhile.
-            steps = [Step(PROXY_CONFIGURE, name, ", ".join(c for c in changed if c != "image"))]
-            if "image" in changed:
-                steps.append(Step(PROXY_RECREATE, name, "image"))
-            return steps
+            return [Step(PROXY_CREATE, name, _front_detail(e))]
+        have = live.essence.get("frontend") or {}
+        if e["frontend"] != have:
+            changed = sorted(k for k in e["frontend"] if e["frontend"][k] != have.get(k))
+            return [Step(PROXY_RECREATE, name, ", ".join(f"frontend.{k}" for k in changed))]
         steps = []
+        if e.get("logging") != live.essence.get("logging"):
+            # The proxy re-reads its settings file: the address keeps answering meanwhile.
+            steps.append(Step(PROXY_CONFIGURE, name, _logging_detail(e)))
         if running and not proxy["running"]:
             steps.append(Step(PROXY_START, name))
         if not running and proxy["running"]:
             steps.append(Step(PROXY_STOP, name))
-        if running and (replicas_changed or not proxy["upstreamsCurrent"] or steps):
+        if running and (replicas_changed or not proxy["upstreamsCurrent"] or not proxy["running"]):
             steps.append(Step(PROXY_POINT, READY_REPLICAS))
         return steps
+
+
+def _front_detail(e: dict[str, Any]) -> str:
+    port = e["frontend"]["port"]
+    where = f"port {port}" if isinstance(port, int) else "a port chosen once and kept"
+    return f"{where}; {_logging_detail(e)}"
+
+
+def _logging_detail(e: dict[str, Any]) -> str:
+    logging = e.get("logging")
+    if logging is None:
+        return "no inference logging"
+    return f"logs {logging['mode']} to topic {logging['topic']}"
 
 
 def _wait(e: dict[str, Any]) -> Step:

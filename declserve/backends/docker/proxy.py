@@ -21,13 +21,15 @@ from docker.types import Mount
 
 from declserve.backends import tfserving as tfs
 from declserve.backends.docker import essence as E
+from declserve.backends.docker.essence import AUTO_PORT
 from declserve.backends.docker.engine import engine_errors
 from declserve.backends.docker.files import atomic_write
 from declserve.errors import NotFound, NotReady, Rejected
 
 PROXY_CONFIG = "proxy.json"
+ENDPOINT = "endpoint.json"  # the port, and whether declserve chose it (kept across recreates)
 UPSTREAMS = "upstreams.json"
-ROLE_PROXY = "logging-proxy"
+ROLE_PROXY = "logging-proxy"  # the label value of earlier versions, kept so their proxies are found
 REPLY_ROOM = 2**20
 
 
@@ -50,15 +52,30 @@ def read_config(config_dir: Path | None) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def observed_logging(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
-    """What the proxy container and its config file say."""
+def observed(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
+    """What the front proxy container and its files say: `frontend`, and `logging` when on."""
     config = read_config(config_dir)
-    return {
-        "topic": config.get("topic"),
-        "mode": config.get("mode"),
-        "image": attrs["Config"].get("Image"),
-        "maxRecordBytes": config.get("maxRecordBytes"),
-    }
+    chosen = read_endpoint(config_dir)
+    port: Any = chosen.get("port")
+    out: dict[str, Any] = {"frontend": {"image": attrs["Config"].get("Image"),
+                                        "port": AUTO_PORT if chosen.get("auto") else port}}
+    if config.get("mode") not in (None, "none"):
+        out["logging"] = {
+            "topic": config.get("topic"),
+            "mode": config.get("mode"),
+            "maxRecordBytes": config.get("maxRecordBytes"),
+        }
+    return out
+
+
+def read_endpoint(config_dir: Path | None) -> dict[str, Any]:
+    if config_dir is None:
+        return {}
+    try:
+        doc = json.loads((config_dir / ENDPOINT).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def endpoint(config_dir: Path | None, host: str) -> str | None:
@@ -68,14 +85,27 @@ def endpoint(config_dir: Path | None, host: str) -> str | None:
     return f"http://{host}:{listen.rsplit(':', 1)[1]}"
 
 
-def listen_port(config_dir: Path, bind: str) -> int:
-    """The proxy's port: the one it already has, else a free one on the bind address."""
-    listen = read_config(config_dir).get("listen")
-    if isinstance(listen, str) and listen.rsplit(":", 1)[-1].isdigit():
-        return int(listen.rsplit(":", 1)[1])
-    with socket.socket() as probe:
-        probe.bind((bind, 0))
-        return int(probe.getsockname()[1])
+def listen_port(config_dir: Path, bind: str, wanted: int | None) -> int:
+    """The front proxy's port: the spec's; else the one chosen before; else a free one.
+
+    The choice is recorded in the serving's config directory, so the address stays the same
+    across every recreate, restart and version bump.
+    """
+    if wanted is not None:
+        port = wanted
+    else:
+        before = read_endpoint(config_dir)
+        listen = read_config(config_dir).get("listen")
+        if before.get("auto") and isinstance(before.get("port"), int):
+            port = before["port"]
+        elif isinstance(listen, str) and listen.rsplit(":", 1)[-1].isdigit():
+            port = int(listen.rsplit(":", 1)[1])  # a proxy made before the choice was recorded
+        else:
+            with socket.socket() as probe:
+                probe.bind((bind, 0))
+                port = int(probe.getsockname()[1])
+    atomic_write(config_dir / ENDPOINT, json.dumps({"port": port, "auto": wanted is None}) + "\n")
+    return port
 
 
 def write_config(
@@ -83,7 +113,7 @@ def write_config(
     *,
     serving: str,
     model: str,
-    topic: str,
+    topic: str | None,
     mode: str,
     bootstrap: str,
     bind: str,
@@ -91,13 +121,13 @@ def write_config(
     max_record_bytes: int,
 ) -> None:
     """The proxy's settings; it re-reads them when they change (mode, topic, limits)."""
-    doc = {
+    doc: dict[str, Any] = {
         "serving": serving,
         "model": model,
         "listen": f"{bind}:{port}",
-        "topic": topic,
         "mode": mode,
-        "bootstrap": bootstrap,
+        # Each proxy checks every replica this often; many servings on one host add up.
+        "healthIntervalSeconds": 1.0,
         "upstreamsFile": f"{tfs.CONFIG_DIR}/{UPSTREAMS}",
         "modelConfigFile": f"{tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG}",
         # A record holds the request's inputs and the answer's predictions: the request may
@@ -105,6 +135,8 @@ def write_config(
         "maxRequestBytes": max_record_bytes - REPLY_ROOM,
         "maxRecordBytes": max_record_bytes,
     }
+    if topic is not None:
+        doc.update(topic=topic, bootstrap=bootstrap)
     atomic_write(config_dir / PROXY_CONFIG, json.dumps(doc, indent=2) + "\n")
 
 
@@ -113,7 +145,7 @@ def write_upstreams(config_dir: Path, endpoints: list[str]) -> None:
 
 
 def remove_files(config_dir: Path) -> None:
-    for name in (PROXY_CONFIG, UPSTREAMS):
+    for name in (PROXY_CONFIG, UPSTREAMS, ENDPOINT):
         (config_dir / name).unlink(missing_ok=True)
 
 
