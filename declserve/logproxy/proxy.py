@@ -461,7 +461,7 @@ class Pool:
             state, reason = judge(resp.status, body, pinned)
         except asyncio.TimeoutError:
             state, reason = DOWN, f"no answer to a health check within {self.cfg.health_timeout:g}s"
-        except (ClientError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - ClientError, OSError, ...: all mean DOWN
             state, reason = DOWN, f"health check failed: {e or type(e).__name__}"
         upstream.set_state(state, reason)
 
@@ -863,7 +863,7 @@ class FrontProxy:
             return None
         self.stats.add("requests_too_large")
         ex.status = 413
-        what = f"{size} bytes" if size is not None else "more than that"
+        what = f"{size} bytes" if size is not None else f"more than {self.cfg.max_request_bytes}"
         log(f"request {ex.request_id} refused: its inputs take {what}, more than "
             f"maxRequestBytes {self.cfg.max_request_bytes}")
         return json_response(413, {"error": (
@@ -883,6 +883,8 @@ class FrontProxy:
         for attempt, upstream in enumerate(order + order[:1]):
             if attempt and not body.retryable:
                 break
+            if attempt and upstream.state == DOWN:
+                continue
             if attempt:
                 self.stats.add("retries")
             session = self.fresh if attempt >= len(order) else self.session
@@ -942,7 +944,9 @@ class FrontProxy:
         try:
             return await session.request(method, url, headers=headers, data=payload,
                                          allow_redirects=False)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as e:
+            if "connect" in f"{type(e).__name__} {e}".lower():  # aiohttp 3.8 and 3.10+
+                raise Unanswered(str(e) or type(e).__name__, refused=False) from e
             raise
         except OSError as e:  # ClientConnectorError (refused, unreachable) and the like
             refused = "connect" in type(e).__name__.lower() or isinstance(e, ConnectionRefusedError)
