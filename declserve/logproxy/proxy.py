@@ -37,6 +37,13 @@ proxy.json (keys with a default are optional)::
     drainSeconds     float, default 5: SIGTERM waits this long at most for requests
     flushSeconds     float, default 3: then flushes the producer this long at most
 
+proxy.json is re-read when it changes (checked every healthIntervalSeconds): mode, topic,
+bootstrap, maxRequestBytes, maxRecordBytes, drainSeconds and flushSeconds take effect from the
+next request on (a changed mode, topic, bootstrap or maxRecordBytes gets a new producer; the
+old one is flushed once the requests that use it are done), so the logging mode changes
+without a moment in which the address does not answer. A change to any other key is logged
+and needs a restart; a file that does not parse keeps the running settings.
+
 upstreams.json: ``{"upstreams": ["http://127.0.0.1:32768", ...]}``, re-read whenever its
 mtime, size or inode changes (one ``stat`` per request and per health round). Missing or
 empty: no upstreams (503). A file that does not parse keeps the last good list.
@@ -531,6 +538,7 @@ class Recorder:
         self.stats = stats
         self.limit = cfg.max_record_bytes - RECORD_FRAMING  # key + value, at most
         self.producer: Any = None
+        self.users = 0  # requests in progress that will hand it their record
         self._stop = threading.Event()
         self._errors_seen: dict[Any, tuple[float, int]] = {}
         self._poller: threading.Thread | None = None
@@ -759,6 +767,8 @@ class Exchange:
     request_id: str
     started: float
     t0: float
+    cfg: Config  # as it was when the request came (proxy.json may be re-read meanwhile)
+    recorder: Recorder
     logged: bool  # a :predict whose record is produced
     upstream: str = "-"
     status: int = 0
@@ -768,11 +778,20 @@ class Exchange:
     answered: float | None = None  # time.monotonic() when the whole answer was in
 
 
+# Settings that a changed proxy.json changes while the proxy runs; the others need a restart.
+RELOADABLE = ("mode", "topic", "bootstrap", "max_request_bytes", "max_record_bytes",
+              "drain_seconds", "flush_seconds")
+RECORDER_SETTINGS = ("mode", "topic", "bootstrap", "max_record_bytes")
+
+
 class FrontProxy:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, config_path: str | None = None) -> None:
         self.cfg = cfg
         self.stats = Stats()
         self.recorder = Recorder(cfg, self.stats)
+        self.retired: list[Recorder] = []  # replaced by a proxy.json change, not closed yet
+        self._config_file = WatchedFile(config_path)
+        self._config_file.changed()
         self.inflight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -795,6 +814,50 @@ class FrontProxy:
     def start(self) -> None:
         self.pool.refresh()
         self._tasks.append(asyncio.ensure_future(self.pool.run_checks()))
+        self._tasks.append(asyncio.ensure_future(self.watch_config()))
+
+    # ---------------------------------------------------------------- proxy.json changes
+    async def watch_config(self) -> None:
+        """Forever: re-read proxy.json when it changes (checked every healthIntervalSeconds)."""
+        while True:
+            await asyncio.sleep(self.cfg.health_interval)
+            changed, text = self._config_file.changed()
+            if changed and text is not None:
+                self.reload(text)
+
+    def reload(self, text: str) -> None:
+        path = self._config_file.path or "proxy.json"
+        try:
+            new = parse_config(json.loads(text), path)
+        except (ValueError, ConfigError) as e:
+            log(f"{path} changed but cannot be used ({e}); keeping the running settings")
+            return
+        fixed = [f.name for f in dataclasses.fields(Config) if f.name not in RELOADABLE
+                 and getattr(new, f.name) != getattr(self.cfg, f.name)]
+        if fixed:
+            log(f"{path}: {', '.join(fixed)} changed; that takes a restart, kept as they are")
+        new = dataclasses.replace(new, **{f: getattr(self.cfg, f) for f in fixed})
+        if new == self.cfg:
+            return
+        old, self.cfg = self.cfg, new
+        log(f"{path} re-read: mode {new.mode}" + (f", topic {new.topic!r}" if new.logging else ""))
+        if any(getattr(old, f) != getattr(new, f) for f in RECORDER_SETTINGS):
+            self.retired.append(self.recorder)
+            self.recorder = Recorder(new, self.stats)
+            self._tasks.append(asyncio.ensure_future(self.retire(self.retired[-1])))
+
+    async def retire(self, recorder: Recorder) -> None:
+        """Close a replaced producer once the requests that use it are done, flushed."""
+        deadline = time.monotonic() + recorder.cfg.upstream_timeout
+        while recorder.users and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.get_running_loop().run_in_executor(None, recorder.close,
+                                                         recorder.cfg.flush_seconds)
+        self.retired.remove(recorder)
+
+    def close_recorders(self) -> int:
+        """Flush every producer (bounded); the number of records still undelivered."""
+        return sum(max(r.close(self.cfg.flush_seconds), 0) for r in [*self.retired, self.recorder])
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -811,15 +874,17 @@ class FrontProxy:
         self.inflight += 1
         self.idle.clear()
         self.stats.add("requests")
-        exchange = Exchange(request, request_id, time.time(), time.monotonic(),
-                            logged=self.cfg.logging and request.method == "POST"
+        exchange = Exchange(request, request_id, time.time(), time.monotonic(), self.cfg,
+                            self.recorder, logged=self.cfg.logging and request.method == "POST"
                             and PREDICT_PATH.match(request.path) is not None)
+        exchange.recorder.users += 1
         try:
             response = await self.exchange(exchange)
             if self.stopping:
                 response.force_close()
             return response
         finally:
+            exchange.recorder.users -= 1
             self.inflight -= 1
             if not self.inflight:
                 self.idle.set()
@@ -834,6 +899,7 @@ class FrontProxy:
             return json_response(200, {"ok": True, "upstreams": len(upstreams), "ready": ready},
                                  request_id)
         doc = {**self.stats.snapshot(), "inFlight": self.inflight, "mode": self.cfg.mode,
+               "topic": self.cfg.topic if self.cfg.logging else None,
                "producer": self.recorder.producer is not None,
                "maxRequestBytes": self.cfg.max_request_bytes,
                "maxRecordBytes": self.cfg.max_record_bytes,
@@ -841,8 +907,8 @@ class FrontProxy:
         return json_response(200, doc, request_id)
 
     async def exchange(self, ex: Exchange) -> web.StreamResponse:
-        logs_inputs = ex.logged and self.cfg.mode in ("all", "model-inputs")
-        body = await read_body(ex.request, self.cfg.max_request_bytes)
+        logs_inputs = ex.logged and ex.cfg.mode in ("all", "model-inputs")
+        body = await read_body(ex.request, ex.cfg.max_request_bytes)
         if logs_inputs:
             refusal = self.check_inputs(ex, body)
             if refusal is not None:
@@ -859,16 +925,16 @@ class FrontProxy:
         if body.complete:
             ex.inputs_json = dumps(json_member(body.data, "instances", "inputs"))
             size = len(ex.inputs_json.encode("utf-8"))
-        if body.complete and size is not None and size <= self.cfg.max_request_bytes:
+        if body.complete and size is not None and size <= ex.cfg.max_request_bytes:
             return None
         self.stats.add("requests_too_large")
         ex.status = 413
-        what = f"{size} bytes" if size is not None else f"more than {self.cfg.max_request_bytes}"
+        what = f"{size} bytes" if size is not None else f"more than {ex.cfg.max_request_bytes}"
         log(f"request {ex.request_id} refused: its inputs take {what}, more than "
-            f"maxRequestBytes {self.cfg.max_request_bytes}")
+            f"maxRequestBytes {ex.cfg.max_request_bytes}")
         return json_response(413, {"error": (
-            f"request too large to log: a :predict request to serving {self.cfg.serving!r} "
-            f"may carry at most {self.cfg.max_request_bytes} bytes (its inputs as logged), "
+            f"request too large to log: a :predict request to serving {ex.cfg.serving!r} "
+            f"may carry at most {ex.cfg.max_request_bytes} bytes (its inputs as logged), "
             f"this one has {what}")}, ex.request_id)
 
     # ---------------------------------------------------------------- forwarding
@@ -897,7 +963,7 @@ class FrontProxy:
             except asyncio.TimeoutError:
                 ex.upstream = upstream.url
                 return self.error(ex, 504, f"upstream {upstream.url}: no answer within "
-                                           f"{self.cfg.upstream_timeout:g}s")
+                                           f"{ex.cfg.upstream_timeout:g}s")
             ex.upstream = upstream.url
             return await self.relay(ex, resp)
         return self.error(ex, 502, "no upstream answered: " + "; ".join(failures))
@@ -906,9 +972,9 @@ class FrontProxy:
         upstreams = self.pool.upstreams
         if not upstreams:
             return self.error(ex, 503, f"no upstreams configured for serving "
-                                       f"{self.cfg.serving!r} ({self.cfg.upstreams_file})")
+                                       f"{ex.cfg.serving!r} ({ex.cfg.upstreams_file})")
         states = "; ".join(f"{u.url}: {u.state} ({u.reason})" for u in upstreams)
-        return self.error(ex, 503, f"no ready upstream for serving {self.cfg.serving!r}: {states}")
+        return self.error(ex, 503, f"no ready upstream for serving {ex.cfg.serving!r}: {states}")
 
     def upstream_failed(self, upstream: Upstream, reason: str, *, refused: bool) -> None:
         log(f"upstream {upstream.url} did not answer ({reason}); trying the next one")
@@ -925,7 +991,7 @@ class FrontProxy:
                                                    body.payload()))
         lost = asyncio.ensure_future(upstream.lost.wait())
         try:
-            done, _ = await asyncio.wait({sending, lost}, timeout=self.cfg.upstream_timeout,
+            done, _ = await asyncio.wait({sending, lost}, timeout=ex.cfg.upstream_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
@@ -957,7 +1023,7 @@ class FrontProxy:
     async def relay(self, ex: Exchange, resp: ClientResponse) -> web.StreamResponse:
         """Stream the upstream's answer to the client; keep a copy for the record."""
         ex.status = resp.status
-        copy_for_record = ex.logged and self.cfg.mode in ("all", "predictions")
+        copy_for_record = ex.logged and ex.cfg.mode in ("all", "predictions")
         out = web.StreamResponse(status=resp.status, reason=resp.reason,
                                  headers=returned_headers(resp, ex.request_id))
         try:
@@ -981,7 +1047,7 @@ class FrontProxy:
     def keep(self, ex: Exchange, chunk: bytes, *, full: bool) -> None:
         """Keep the answer for the record: all of it (up to maxRecordBytes) when predictions
         are logged, else only enough to read model_version."""
-        room = (self.cfg.max_record_bytes if full else 4096) - len(ex.answer)
+        room = (ex.cfg.max_record_bytes if full else 4096) - len(ex.answer)
         if len(chunk) > room:
             ex.answer_complete = False
             chunk = chunk[:max(room, 0)]
@@ -993,35 +1059,35 @@ class FrontProxy:
 
     # ---------------------------------------------------------------- records
     def record(self, ex: Exchange) -> None:
-        if self.cfg.mode in ("all", "predictions") and not ex.answer_complete:
+        if ex.cfg.mode in ("all", "predictions") and not ex.answer_complete:
             self.stats.failed("tooLarge", f"record {ex.request_id}: the answer is larger than "
-                                          f"maxRecordBytes {self.cfg.max_record_bytes}")
+                                          f"maxRecordBytes {ex.cfg.max_record_bytes}")
             return
         try:
             value = self.record_of(ex)
         except Exception as e:  # noqa: BLE001 - a record must never fail a request
             log(f"record {ex.request_id} not made: {e!r}")
             return
-        self.recorder.send(ex.request_id, value)
+        ex.recorder.send(ex.request_id, value)
 
     def record_of(self, ex: Exchange) -> bytes:
         answer = bytes(ex.answer)
         end = ex.answered or time.monotonic()
         pinned = self.pool.pinned_version()
         fields: JSON = {
-            "serving": self.cfg.serving,
-            "model": self.cfg.model,
+            "serving": ex.cfg.serving,
+            "model": ex.cfg.model,
             "modelVersion": response_version(answer) or (None if pinned is None else str(pinned)),
             "requestId": ex.request_id,
             "timestamp": rfc3339_ms(ex.started),
             "statusCode": ex.status,
             "latencyMs": round((end - ex.t0) * 1000.0, 3),
-            "mode": self.cfg.mode,
+            "mode": ex.cfg.mode,
         }
         members: dict[str, str] = {}
-        if self.cfg.mode in ("all", "model-inputs"):
+        if ex.cfg.mode in ("all", "model-inputs"):
             members["inputs"] = ex.inputs_json
-        if self.cfg.mode in ("all", "predictions"):
+        if ex.cfg.mode in ("all", "predictions"):
             members["predictions"] = dumps(json_member(answer, "predictions", "outputs"))
         return record_value(fields, members)
 
@@ -1030,9 +1096,9 @@ class FrontProxy:
 # Process
 # ------------------------------------------------------------------------------------------
 
-async def serve(cfg: Config) -> int:
+async def serve(cfg: Config, config_path: str | None = None) -> int:
     loop = asyncio.get_running_loop()
-    proxy = FrontProxy(cfg)
+    proxy = FrontProxy(cfg, config_path)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum, stop)
@@ -1043,7 +1109,7 @@ async def serve(cfg: Config) -> int:
     except OSError as e:
         log(f"cannot listen on {cfg.host}:{cfg.port}: {e}")
         await proxy.close()
-        proxy.recorder.close(0)
+        proxy.close_recorders()
         return 1
     proxy.start()
     log(f"serving {cfg.serving!r} (model {cfg.model!r}) on {cfg.host}:{cfg.port}, mode "
@@ -1052,10 +1118,10 @@ async def serve(cfg: Config) -> int:
     await stop.wait()
     listener.close()  # no new connections
     proxy.stopping = True
-    await drain(proxy, cfg.drain_seconds)
+    await drain(proxy, proxy.cfg.drain_seconds)
     await server.shutdown(0.5)
     await proxy.close()
-    left = await loop.run_in_executor(None, proxy.recorder.close, cfg.flush_seconds)
+    left = await loop.run_in_executor(None, proxy.close_recorders)
     snap = proxy.stats.snapshot()
     log(f"stopped; requests={snap['requests']} records produced={snap['recordsProduced']} "
         f"failed={sum(snap['recordsFailed'].values())} undelivered={max(left, 0)}")
@@ -1085,7 +1151,7 @@ def main(argv: list[str] | None = None) -> int:
         log(str(e))
         return 2
     try:
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, args.config))
     except Exception as e:  # noqa: BLE001 - e.g. a producer setting librdkafka refuses
         log(f"cannot start: {e!r}")
         return 1

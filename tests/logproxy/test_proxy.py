@@ -688,6 +688,7 @@ def test_a_replica_replaced_under_load_fails_no_request(lab: Lab):
     assert lab.stats(port)["requests"] == sent
     proxy.stop(timeout=15)
     assert lab.high_watermark(topic) == sent, "one record per request"
+    print(f"replica replaced 3 times under load: {sent} requests, 0 failed, {sent} records")
 
 
 @pytest.mark.parametrize("how", ["pause", "stop"])
@@ -715,8 +716,11 @@ def test_an_upstream_that_stops_answering_is_taken_out_of_rotation(lab: Lab, how
     assert load.failures == [], load.failures[:10]
     assert sent >= 70
     assert noticed < 5, f"the proxy took {noticed:.1f}s to take the replica out"
-    assert lab.stats(port)["retries"] >= (1 if how == "pause" else 0)
+    retries = lab.stats(port)["retries"]
+    assert retries >= (1 if how == "pause" else 0)
     proxy.stop(timeout=15)
+    print(f"upstream {how}d under load: {sent} requests, 0 failed, {retries} retried, "
+          f"taken out after {noticed:.2f}s")
 
 
 def test_502_when_every_ready_upstream_refuses(lab: Lab):
@@ -864,3 +868,49 @@ def test_sigterm_drains_a_request_in_flight(lab: Lab):
     [rec] = lab.records(topic, expected=1)
     check_record(rec, mode="all", request_id="in-flight", status=200, version="1",
                  inputs=INSTANCES, predictions=[6.0, 15.0])
+
+
+def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
+    """proxy.json rewritten while a client sends without pause: all -> predictions (another
+    topic) -> none -> model-inputs. 0 failed requests, the same address throughout; each
+    topic holds only records of its mode, one per request sent while that mode ran."""
+    _, upstream = lab.replica(1)
+    first, second, third = lab.topic(), lab.topic(), lab.topic()
+    proxy, port, conf = lab.proxy(mode="all", topic=first, upstreams=[upstream])
+    doc = json.loads((conf / "proxy.json").read_text())
+
+    def switch(mode: str, topic: str | None) -> None:
+        new = {**doc, "mode": mode, "topic": topic}
+        tmp = conf / ".proxy.json.tmp"
+        tmp.write_text(json.dumps({k: v for k, v in new.items() if v is not None}))
+        os.replace(tmp, conf / "proxy.json")
+        wait_until(lambda: (lab.stats(port)["mode"], lab.stats(port)["topic"]) == (mode, topic),
+                   timeout=10, message=lambda: container_logs(proxy))
+
+    with Load(port) as load:
+        load.more(20)
+        switch("predictions", second)
+        load.more(20)
+        switch("none", None)
+        assert lab.stats(port)["producer"] is False
+        load.more(20)
+        switch("model-inputs", third)
+        load.more(20)
+        sent = load.stop()
+    assert load.failures == [], load.failures[:10]
+    stats = wait_until(lambda: (lambda st: st if st["recordsProduced"] == st["recordsQueued"]
+                                else None)(lab.stats(port)), timeout=30)
+    assert stats["requests"] == sent and stats["recordsFailed"] == {
+        "tooLarge": 0, "queueFull": 0, "deliveryError": 0, "noBroker": 0}
+    proxy.stop(timeout=15)
+    counts = {}
+    for topic, mode in ((first, "all"), (second, "predictions"), (third, "model-inputs")):
+        counts[mode] = lab.high_watermark(topic)
+        records = lab.records(topic, expected=counts[mode])
+        assert len(records) >= 20, (mode, len(records))
+        for rec in records:
+            check_record(rec, mode=mode, request_id=rec["key"], status=200, version="1",
+                         inputs=INSTANCES, predictions=[6.0, 15.0])
+    assert sum(counts.values()) == stats["recordsQueued"] == stats["recordsProduced"]
+    assert sum(counts.values()) <= sent - 20, "no record while mode none ran"
+    print(f"mode changes under load: {sent} requests, 0 failed, records {counts}")
