@@ -719,7 +719,7 @@ def test_an_upstream_that_stops_answering_is_taken_out_of_rotation(lab: Lab, how
     retries = lab.stats(port)["retries"]
     assert retries >= (1 if how == "pause" else 0)
     proxy.stop(timeout=15)
-    print(f"upstream {how}d under load: {sent} requests, 0 failed, {retries} retried, "
+    print(f"upstream {how} under load: {sent} requests, 0 failed, {retries} retried, "
           f"taken out after {noticed:.2f}s")
 
 
@@ -737,6 +737,26 @@ def test_502_when_every_ready_upstream_refuses(lab: Lab):
     assert lab.upstream_state(port, a) == "down"
     status, _, body = predict(port)
     assert status == 503 and "no ready upstream" in json.loads(body)["error"]
+
+
+def test_504_when_the_answer_takes_too_long(lab: Lab):
+    """A READY replica that stops answering (paused; health-checked once an hour here, so it
+    stays in rotation): 504 with a JSON error after upstreamTimeoutSeconds."""
+    replica, upstream = lab.replica(1)
+    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[upstream],
+                               extra={"healthIntervalSeconds": 3600, "upstreamTimeoutSeconds": 1})
+    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
+    replica.pause()
+    try:
+        t0 = time.monotonic()
+        status, _, body = predict(port, timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        replica.unpause()
+    assert status == 504, body
+    assert "no answer within 1s" in json.loads(body)["error"]
+    assert 0.9 < elapsed < 10, elapsed
+    assert predict(port)[0] == 200
 
 
 def big_instances(target: int) -> list[list[float]]:
