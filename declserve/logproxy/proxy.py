@@ -132,8 +132,9 @@ HOP_BY_HOP = frozenset((
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 ))
-# Not forwarded to the upstream, besides hop-by-hop ones (aiohttp sets Host and the length;
-# the proxy sets the request id and X-Forwarded-For; 100-continue is answered by the proxy).
+# Not copied to the upstream, besides hop-by-hop ones: aiohttp sets Host, the proxy sets the
+# request id, X-Forwarded-For and the length (the client's, or that of the buffered body);
+# 100-continue is answered by the proxy itself.
 NOT_FORWARDED = frozenset(("host", "content-length", "x-request-id", "x-forwarded-for", "expect"))
 # Not returned from the upstream, besides hop-by-hop ones (the proxy sets its own).
 NOT_RETURNED = frozenset(("date", "x-request-id"))
@@ -300,7 +301,8 @@ def parse_upstreams(text: str) -> list[str]:
 
 
 class WatchedFile:
-    """A file re-read when its signature changes; `read` gives None when nothing changed."""
+    """A file followed by its signature (mtime, size, inode, device): read again only when
+    that changes."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -774,7 +776,7 @@ class Exchange:
     status: int = 0
     inputs_json: str = "null"
     answer: bytearray = dataclasses.field(default_factory=bytearray)
-    answer_complete: bool = True
+    answer_too_large: bool = False  # more than the record can hold
     answered: float | None = None  # time.monotonic() when the whole answer was in
 
 
@@ -913,10 +915,13 @@ class FrontProxy:
             refusal = self.check_inputs(ex, body)
             if refusal is not None:
                 return refusal
-        response = await self.forward(ex, body)
-        if ex.logged:
-            self.record(ex)
-        return response
+        try:
+            return await self.forward(ex, body)
+        finally:
+            # Also when the answer broke off or the client went away once it had begun
+            # (aiohttp 3.8 cancels the handler then): that request happened, so it is recorded.
+            if ex.logged and ex.status:
+                self.record(ex)
 
     def check_inputs(self, ex: Exchange, body: Body) -> web.Response | None:
         """A 413 when the request's inputs would not fit a record; else None (and the inputs
@@ -1036,7 +1041,6 @@ class FrontProxy:
             await out.write_eof()
         except (asyncio.TimeoutError, ClientError) as e:
             log(f"upstream {ex.upstream}: the answer to {ex.request_id} broke off: {e!r}")
-            ex.answer_complete = False
             raise
         except (ConnectionResetError, RuntimeError) as e:  # the client went away
             log(f"client {ex.request.remote} went away before the answer: {e!r}")
@@ -1049,7 +1053,7 @@ class FrontProxy:
         are logged, else only enough to read model_version."""
         room = (ex.cfg.max_record_bytes if full else 4096) - len(ex.answer)
         if len(chunk) > room:
-            ex.answer_complete = False
+            ex.answer_too_large = True
             chunk = chunk[:max(room, 0)]
         ex.answer += chunk
 
@@ -1059,7 +1063,7 @@ class FrontProxy:
 
     # ---------------------------------------------------------------- records
     def record(self, ex: Exchange) -> None:
-        if ex.cfg.mode in ("all", "predictions") and not ex.answer_complete:
+        if ex.cfg.mode in ("all", "predictions") and ex.answer_too_large:
             self.stats.failed("tooLarge", f"record {ex.request_id}: the answer is larger than "
                                           f"maxRecordBytes {ex.cfg.max_record_bytes}")
             return
