@@ -831,6 +831,10 @@ def test_a_record_the_topic_refuses_is_counted_and_logged(lab: Lab):
     status, _, _ = predict(port, instances=big_instances(300_000),
                            headers={"X-Request-Id": "refused-by-the-topic"})
     assert status == 200
+    # (Only once it is refused: the broker refuses a whole batch, so a record produced within
+    # linger.ms of it would share its fate -- and be counted too.)
+    wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1, timeout=60,
+               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
     status, _, _ = predict(port, headers={"X-Request-Id": "small-one"})
     assert status == 200
     wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1
