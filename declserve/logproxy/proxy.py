@@ -982,7 +982,7 @@ class FrontProxy:
         return self.error(ex, 503, f"no ready upstream for serving {ex.cfg.serving!r}: {states}")
 
     def upstream_failed(self, upstream: Upstream, reason: str, *, refused: bool) -> None:
-        log(f"upstream {upstream.url} did not answer ({reason}); trying the next one")
+        log(f"upstream {upstream.url} did not answer ({reason})")
         if refused:
             upstream.set_state(DOWN, reason)
         self.pool.check_soon(upstream)

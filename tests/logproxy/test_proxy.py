@@ -725,7 +725,7 @@ def test_an_upstream_that_stops_answering_is_taken_out_of_rotation(lab: Lab, how
 
 def test_502_when_every_ready_upstream_refuses(lab: Lab):
     """A replica still READY for the proxy (checked once an hour here) that refuses the
-    connection: tried (twice, once on a fresh connection), then 502; it is then marked down."""
+    connection: tried, marked down at once (so not tried again), 502; the next request 503."""
     gone, a = lab.replica(1)
     proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[a],
                                extra={"healthIntervalSeconds": 3600})
