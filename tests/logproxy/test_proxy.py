@@ -938,3 +938,38 @@ def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
     assert sum(counts.values()) == stats["recordsQueued"] == stats["recordsProduced"]
     assert sum(counts.values()) <= sent - 20, "no record while mode none ran"
     print(f"mode changes under load: {sent} requests, 0 failed, records {counts}")
+
+
+def test_sigterm_drain_is_bounded(lab: Lab):
+    """A request whose replica never answers does not hold the proxy up: after drainSeconds
+    it gives up on it (logged) and exits 0."""
+    replica, upstream = lab.replica(1)
+    topic = lab.topic()
+    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream],
+                               extra={"healthIntervalSeconds": 3600, "drainSeconds": 1})
+    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
+    replica.pause()
+    try:
+        result: dict[str, Any] = {}
+
+        def client() -> None:
+            try:
+                result["answer"] = predict(port, timeout=60)
+            except Exception as exc:  # noqa: BLE001
+                result["error"] = exc
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
+        t0 = time.monotonic()
+        proxy.kill(signal="SIGTERM")
+        assert proxy.wait(timeout=30)["StatusCode"] == 0, container_logs(proxy)
+        elapsed = time.monotonic() - t0
+        thread.join(timeout=30)
+    finally:
+        replica.unpause()
+    assert 1.0 <= elapsed < 6, f"stopping took {elapsed:.1f}s"
+    assert "error" in result, result  # the connection was closed without an answer
+    logs = container_logs(proxy)
+    assert "1 request(s) still in progress after 1s; not waiting" in logs, logs
+    assert lab.high_watermark(topic) == 0
