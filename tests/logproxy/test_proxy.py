@@ -849,6 +849,21 @@ def test_a_record_the_topic_refuses_is_counted_and_logged(lab: Lab):
     assert rec["key"] == "small-one"
 
 
+def predict_in_background(port: int, request_id: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """One :predict from a thread; the dict gets its "answer" or its "error"."""
+    result: dict[str, Any] = {}
+
+    def client() -> None:
+        try:
+            result["answer"] = predict(port, headers={"X-Request-Id": request_id}, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    return thread, result
+
+
 def test_sigterm_drains_a_request_in_flight(lab: Lab):
     """SIGTERM while a request waits for its (paused) replica: the proxy stops accepting
     connections at once, the request still gets its answer when the replica resumes, its
@@ -859,16 +874,7 @@ def test_sigterm_drains_a_request_in_flight(lab: Lab):
                                extra={"healthIntervalSeconds": 3600, "drainSeconds": 8})
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
-    result: dict[str, Any] = {}
-
-    def client() -> None:
-        try:
-            result["answer"] = predict(port, headers={"X-Request-Id": "in-flight"}, timeout=60)
-        except Exception as exc:  # noqa: BLE001
-            result["error"] = exc
-
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
+    thread, result = predict_in_background(port, "in-flight")
     wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
     proxy.kill(signal="SIGTERM")
 
@@ -950,16 +956,7 @@ def test_sigterm_drain_is_bounded(lab: Lab):
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
     try:
-        result: dict[str, Any] = {}
-
-        def client() -> None:
-            try:
-                result["answer"] = predict(port, timeout=60)
-            except Exception as exc:  # noqa: BLE001
-                result["error"] = exc
-
-        thread = threading.Thread(target=client, daemon=True)
-        thread.start()
+        thread, result = predict_in_background(port, "never-answered")
         wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
         t0 = time.monotonic()
         proxy.kill(signal="SIGTERM")
