@@ -64,10 +64,13 @@ the failed one is marked DOWN (refused) or re-checked at once. TensorFlow Servin
 has no request with a side effect, so this is safe. A body streamed to the upstream (one not
 buffered, see below) is retried only when none of it was sent.
 
-Bodies are streamed both ways. A request body is buffered only when it is a logged :predict's
-(up to maxRequestBytes), or when it is at most maxRequestBytes anyway (so that it can be
-retried); a response body is copied aside for the record (up to maxRecordBytes) only for
-logged :predict requests.
+Bodies are streamed both ways, with bounded buffers. A request body is buffered only when it
+is a logged :predict's (up to maxRequestBytes), or when it is at most maxRequestBytes anyway
+(so that it can be retried). An answer is read up to its first 1 MiB (RESPONSE_BUFFER) before
+any of it goes to the client, so that an upstream that dies in the middle of an answer of that
+size (e.g. a replica being stopped) is retried like one that did not answer; a larger answer
+is streamed from there on. The answer is copied aside for the record (up to maxRecordBytes)
+only for logged :predict requests.
 
 Endpoints answered by the proxy itself: ``GET /-/healthz`` ({"ok": true, "upstreams": N,
 "ready": K}) and ``GET /-/stats`` (JSON counters, see ``Stats.snapshot``). Everything else is
@@ -127,6 +130,7 @@ RECORD_FRAMING = 1024
 # twice (key and value), timestamp, status, latency, mode.
 RECORD_OVERHEAD = 64 * 1024
 ERROR_LOG_SECONDS = 30.0
+RESPONSE_BUFFER = 1 * MIB  # an answer up to this size is read whole before it is returned
 
 HOP_BY_HOP = frozenset((
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -696,9 +700,7 @@ class Body:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         self.started = True
-        for chunk in self.chunks:
-            yield chunk
-        async for chunk in self._request.content.iter_any():
+        async for chunk in chain(self.chunks, self._request.content.iter_any()):
             yield chunk
 
 
@@ -716,6 +718,31 @@ async def read_body(request: web.BaseRequest, limit: int) -> Body:
         chunks.append(chunk)
         total += len(chunk)
     return Body(chunks, False, request)
+
+
+async def read_head(resp: ClientResponse) -> list[bytes]:
+    """The answer's body up to RESPONSE_BUFFER (all of it when it is no larger); Unanswered
+    when the upstream broke off before that (the client has seen nothing yet)."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while total <= RESPONSE_BUFFER:
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except ClientError as e:  # ClientPayloadError, ServerDisconnectedError, resets
+        resp.release()
+        raise Unanswered(f"the answer broke off after {total} bytes: {e}", refused=False) from e
+    return chunks
+
+
+async def chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 class Unanswered(Exception):
@@ -961,6 +988,7 @@ class FrontProxy:
             session = self.fresh if attempt >= len(order) else self.session
             try:
                 resp = await self.attempt(session, upstream, ex, headers, body)
+                head = await read_head(resp)
             except Unanswered as e:
                 failures.append(f"{upstream.url}: {e}")
                 self.upstream_failed(upstream, str(e), refused=e.refused)
@@ -970,7 +998,7 @@ class FrontProxy:
                 return self.error(ex, 504, f"upstream {upstream.url}: no answer within "
                                            f"{ex.cfg.upstream_timeout:g}s")
             ex.upstream = upstream.url
-            return await self.relay(ex, resp)
+            return await self.relay(ex, resp, head)
         return self.error(ex, 502, "no upstream answered: " + "; ".join(failures))
 
     def no_ready_upstream(self, ex: Exchange) -> web.Response:
@@ -1025,15 +1053,17 @@ class FrontProxy:
         except ClientError as e:  # ServerDisconnectedError: closed without an answer
             raise Unanswered(str(e) or type(e).__name__, refused=False) from e
 
-    async def relay(self, ex: Exchange, resp: ClientResponse) -> web.StreamResponse:
-        """Stream the upstream's answer to the client; keep a copy for the record."""
+    async def relay(self, ex: Exchange, resp: ClientResponse,
+                    head: list[bytes]) -> web.StreamResponse:
+        """Return the upstream's answer to the client: `head` (read already), then the rest
+        as it comes; keep a copy for the record."""
         ex.status = resp.status
         copy_for_record = ex.logged and ex.cfg.mode in ("all", "predictions")
         out = web.StreamResponse(status=resp.status, reason=resp.reason,
                                  headers=returned_headers(resp, ex.request_id))
         try:
             await out.prepare(ex.request)
-            async for chunk in resp.content.iter_any():
+            async for chunk in chain(head, resp.content.iter_any()):
                 if ex.logged:
                     self.keep(ex, chunk, full=copy_for_record)
                 await out.write(chunk)
