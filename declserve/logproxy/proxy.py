@@ -9,8 +9,8 @@ request id; format: ``schema/inference-record.schema.json`` in the declserve rep
 
 Runs as ``python3 /app/proxy.py --config /etc/declserve/proxy.json`` in its image (Debian's
 python3-aiohttp 3.8 and python3-confluent-kafka 1.7) and as
-``python3 declserve/logproxy/proxy.py --config ...`` on a developer machine (aiohttp 3.9+ and
-confluent-kafka 2.x). It reads TensorFlow Serving's files with ``declserve.backends.tfserving``
+``python3 declserve/logproxy/proxy.py --config ...`` on a developer machine (aiohttp and
+confluent-kafka 2.x as installed with declserve). It reads TensorFlow Serving's files with ``declserve.backends.tfserving``
 (the image holds that one module of declserve).
 
 proxy.json (keys with a default are optional)::
@@ -26,8 +26,9 @@ proxy.json (keys with a default are optional)::
     upstreamsFile    str, required   path of upstreams.json
     modelConfigFile  str, default none: TensorFlow Serving's model config file; its pinned
                      version decides readiness and is the record's fallback modelVersion
-    maxRequestBytes  int, default 1048576 (1 MiB): largest :predict request body accepted
-                     when inputs are logged (modes all, model-inputs); larger is a 413
+    maxRequestBytes  int, default 1048576 (1 MiB): largest :predict request body (and
+                     inputs, as the record holds them) accepted when inputs are logged
+                     (modes all, model-inputs); larger is a 413 before anything is forwarded
     maxRecordBytes   int, default 2097152 (2 MiB): the topic's max.message.bytes; records
                      whose key + value exceed it less 1 KiB of framing are not produced
                      (counted, reason tooLarge). Must be >= maxRequestBytes + 65 KiB.
@@ -57,12 +58,16 @@ go round robin to READY upstreams; to STALE ones only when none is READY (the ol
 keeps answering until the new one is AVAILABLE). A request that finds none of either waits for
 the checks in progress (at most healthTimeoutSeconds) before it gets 503.
 
-Retries: an attempt that fails before any byte of the answer came back (connection refused,
-reset, or closed without an answer), or whose upstream is found DOWN by a health check while
-the proxy waits for the answer (e.g. a paused container), is retried on the next upstream;
-the failed one is marked DOWN (refused) or re-checked at once. TensorFlow Serving's REST API
-has no request with a side effect, so this is safe. A body streamed to the upstream (one not
-buffered, see below) is retried only when none of it was sent.
+Retries: an attempt that fails before the client has seen any of the answer -- connection
+refused, reset, closed without an answer, an answer that broke off within its first 1 MiB,
+or an upstream found DOWN by a health check while the proxy waits for the answer (e.g. a
+paused container) -- is retried on the next usable upstream, then once more on the first one
+on a fresh connection (a pooled connection may be stale); the failed one is marked DOWN
+(refused) or re-checked at once. TensorFlow Serving's REST API has no request with a side
+effect, so this is safe. A body streamed to the upstream (one not buffered, see below) is
+retried only when none of it was sent. Three client sessions: the pooled one for requests, a
+fresh-connection one for retries, and one for health checks (a new connection each, so that
+a check tests that the upstream accepts connections).
 
 Bodies are streamed both ways, with bounded buffers. A request body is buffered only when it
 is a logged :predict's (up to maxRequestBytes), or when it is at most maxRequestBytes anyway
