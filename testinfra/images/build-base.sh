@@ -2,15 +2,18 @@
 # Build the local base image declserve/base:bookworm, only when it is absent.
 #
 # There is no image registry here, so the base image is made from scratch: a
-# Debian bookworm "minbase" root file system made by mmdebstrap (python3,
-# python3-confluent-kafka for the inference-logging proxy built FROM this
-# base, ca-certificates), then `docker import`ed.
+# Debian bookworm "minbase" root file system made by mmdebstrap (python3;
+# python3-aiohttp and python3-confluent-kafka for declserve's front proxy
+# built FROM this base; ca-certificates), then `docker import`ed.
 #
 # The root file system tarball is cached under
 #   ${XDG_CACHE_HOME:-~/.cache}/declserve-test/images/
 # keyed by a hash of everything that shapes it, so after an engine wipe the
 # re-import takes seconds. Packages come from the machine's own apt sources
 # (the Debian entries of /etc/apt/sources.list{,.d/*}), read at run time.
+#
+# An image built from another package list (its io.declserve.rootfs label names
+# another tarball) is rebuilt; the old image is left alone (only re-tagged away).
 #
 # Usage: build-base.sh [--force]    (--force: re-import even when present)
 # Last stdout line: the image reference.
@@ -19,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 image="declserve/base:bookworm"
 suite="bookworm"
-includes="python3,python3-confluent-kafka,ca-certificates"
+includes="python3,python3-aiohttp,python3-confluent-kafka,ca-certificates"
 cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/declserve-test/images"
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -27,22 +30,6 @@ force=0
 say() { printf 'build-base: %s\n' "$*" >&2; }
 
 "$here/../docker/ensure-dockerd.sh"
-
-if [ "$force" -eq 0 ] && docker image inspect "$image" >/dev/null 2>&1; then
-    say "$image is present"
-    echo "$image"
-    exit 0
-fi
-
-mkdir -p "$cache_dir"
-# One builder at a time (other test sessions may build at the same moment).
-exec 9>"$cache_dir/.build-base.lock"
-flock -w 1800 9 || { say "could not take the build lock"; exit 1; }
-if [ "$force" -eq 0 ] && docker image inspect "$image" >/dev/null 2>&1; then
-    say "$image was built meanwhile"
-    echo "$image"
-    exit 0
-fi
 
 # Keep the image small: no documentation, manual pages or translations.
 dpkg_opts=(
@@ -63,6 +50,28 @@ for o in "${dpkg_opts[@]}"; do mm_args+=(--dpkgopt="$o"); done
 
 key="$(printf '%s\n' "$suite" "${mm_args[@]}" "rootfs-v1" | sha256sum | cut -c1-16)"
 tarball="$cache_dir/$suite-minbase-$key.tar"
+
+current() {
+    # The image exists and was imported from this very root file system.
+    [ "$(docker image inspect --format '{{index .Config.Labels "io.declserve.rootfs"}}' \
+        "$image" 2>/dev/null || true)" = "$(basename "$tarball")" ]
+}
+
+if [ "$force" -eq 0 ] && current; then
+    say "$image is present"
+    echo "$image"
+    exit 0
+fi
+
+mkdir -p "$cache_dir"
+# One builder at a time (other test sessions may build at the same moment).
+exec 9>"$cache_dir/.build-base.lock"
+flock -w 1800 9 || { say "could not take the build lock"; exit 1; }
+if [ "$force" -eq 0 ] && current; then
+    say "$image was built meanwhile"
+    echo "$image"
+    exit 0
+fi
 
 debian_sources() {
     # Write the Debian entries for $suite from the host's apt sources to $1

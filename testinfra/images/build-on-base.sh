@@ -2,7 +2,7 @@
 # REPO:<content hash> FROM declserve/base:bookworm, only when that image is absent or was built
 # on another base, and points REPO:latest at it. Nothing is pulled; the build has no network.
 #
-#   build_on_base REPO SRC_DIR FORCE(0|1) FILE...
+#   build_on_base REPO SRC_DIR FORCE(0|1) FILE...    (FILE: a path relative to SRC_DIR)
 #
 # Before calling, define `say` (progress to stderr) and optionally `prepare_context DIR` (runs
 # after the files are copied into the build context). The image reference is printed last on
@@ -49,7 +49,9 @@ build_on_base() {
     _build_context="$(mktemp -d)"
     trap 'rm -rf "$_build_context"' EXIT
     local f context="$_build_context"
-    for f in "${files[@]}"; do cp "$src/$f" "$context/$f"; done
+    # Flat: each file at the top of the context under its own name (FILE may be a path under
+    # SRC_DIR; the hash covers the files in the order given).
+    for f in "${files[@]}"; do cp "$src/$f" "$context/$(basename "$f")"; done
     if declare -F prepare_context >/dev/null; then prepare_context "$context"; fi
     say "building $image on $base"
     # The legacy builder takes FROM from local images without asking any registry.

@@ -1,5 +1,5 @@
-"""The inference-logging proxy (declserve/logproxy/proxy.py) against REAL containers and the REAL
-Kafka broker.
+"""declserve's front proxy (declserve/logproxy/proxy.py, on aiohttp) against REAL containers and
+the REAL Kafka broker.
 
 The replicas are containers of the TensorFlow Serving TEST DOUBLE image (the real
 tensorflow/serving image cannot be pulled here; see testinfra/tfserving-double/), serving a
@@ -11,7 +11,11 @@ and validated against schema/inference-record.schema.json.
 
 Each double answers ``:predict`` with the sum of each instance's numbers times its model
 version, and says which version answered (``model_version``), so the tests can tell the
-replicas apart: replica A serves version 1, replica B version 2.
+replicas apart: replica A serves version 1, replica B version 2. (Where both must count as READY
+for the proxy, the proxy's model config file pins no version: ``model_config_version=None``.)
+
+Containers and topics made here are named ``fp-...`` and labelled io.declserve.test=frontproxy;
+each test removes its own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,9 +46,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PROXY_PY = ROOT / "declserve" / "logproxy" / "proxy.py"
 SCHEMA = json.loads((ROOT / "schema" / "inference-record.schema.json").read_text())
 REGISTRY = ROOT / "tests" / "data" / "registry" / "Models" / "mnist"
-LABEL = {"io.declserve.test": "logproxy"}
+LABEL = {"io.declserve.test": "frontproxy"}
 MODEL = "mnist"
 INSTANCES = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]  # double: sums 6 and 15, times the version
+
+TOPIC_MAX_MESSAGE_BYTES = 2097152  # the proxy's default maxRecordBytes
+MAX_REQUEST_BYTES = 1048576  # the proxy's default maxRequestBytes
 
 VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -125,7 +133,7 @@ class Lab:
             mounts=[Mount(f"/models/{MODEL}", str(self.models / MODEL), type="bind", read_only=True),
                     Mount("/etc/declserve", str(conf), type="bind", read_only=True)],
             ports={"8501/tcp": ("127.0.0.1", None)},
-            labels=LABEL, name=f"logproxy-test-double-{uuid.uuid4().hex[:8]}", detach=True)
+            labels=LABEL, name=f"fp-double-{uuid.uuid4().hex[:8]}", detach=True)
         self.containers.append(container)
         port = published_port(container, 8501)
 
@@ -139,10 +147,13 @@ class Lab:
         return container, f"http://127.0.0.1:{port}"
 
     # ---------------------------------------------------------------- topic and records
-    def topic(self) -> str:
-        name = f"logproxy-test-{uuid.uuid4().hex[:10]}"
+    def topic(self, max_message_bytes: int = TOPIC_MAX_MESSAGE_BYTES) -> str:
+        """A new topic, created as the lead's Docker backend creates them: max.message.bytes
+        is the proxy's maxRecordBytes."""
+        name = f"fp-{uuid.uuid4().hex[:10]}"
         admin = self.broker.admin()  # kept referenced until the future resolves
-        futures = admin.create_topics([NewTopic(name, 1, 1)], operation_timeout=30)
+        new = NewTopic(name, 1, 1, config={"max.message.bytes": str(max_message_bytes)})
+        futures = admin.create_topics([new], operation_timeout=30)
         futures[name].result(timeout=60)
         del admin
         return name
@@ -151,7 +162,7 @@ class Lab:
         """Every record on the topic, once at least `expected` have arrived (polled with a
         deadline), in offset order, as {"key", "value" (parsed JSON), "raw"}."""
         consumer = Consumer(self.broker.client_config(**{
-            "group.id": f"logproxy-test-{uuid.uuid4().hex[:8]}",
+            "group.id": f"fp-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         out: list[dict] = []
@@ -174,7 +185,7 @@ class Lab:
             consumer.close()
 
     def high_watermark(self, topic: str) -> int:
-        consumer = Consumer(self.broker.client_config(**{"group.id": "logproxy-test-wm"}))
+        consumer = Consumer(self.broker.client_config(**{"group.id": "fp-wm"}))
         try:
             return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1]
         finally:
@@ -183,33 +194,35 @@ class Lab:
     # ---------------------------------------------------------------- the proxy
     def proxy_config(self, *, mode: str, topic: str, upstreams: list[str] | None,
                      model_config_version: int | None = 1, port: int | None = None,
-                     directory: Path | None = None, in_container: bool = True) -> tuple[Path, int]:
+                     directory: Path | None = None, in_container: bool = True,
+                     extra: dict[str, Any] | None = None) -> tuple[Path, int]:
         conf = directory or self.tmp / f"proxy-{uuid.uuid4().hex[:6]}"
         conf.mkdir(exist_ok=True)
         port = port or free_port()
         base = "/etc/declserve" if in_container else str(conf)
-        (conf / "proxy.json").write_text(json.dumps({
-            "serving": "demo-mnist", "model": MODEL, "listen": f"127.0.0.1:{port}",
-            "topic": topic, "mode": mode, "bootstrap": self.broker.bootstrap,
-            "upstreamsFile": f"{base}/upstreams.json",
-            "modelConfigFile": f"{base}/models.config"}))
+        doc = {"serving": "demo-mnist", "model": MODEL, "listen": f"127.0.0.1:{port}",
+               "topic": topic, "mode": mode, "bootstrap": self.broker.bootstrap,
+               "upstreamsFile": f"{base}/upstreams.json",
+               "modelConfigFile": f"{base}/models.config", **(extra or {})}
+        (conf / "proxy.json").write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
         if upstreams is not None:
             write_upstreams(conf, upstreams)
         if model_config_version is not None:
             (conf / "models.config").write_text(model_config(model_config_version))
         return conf, port
 
-    def proxy(self, *, mode: str = "all", topic: str, upstreams: list[str] | None,
-              model_config_version: int | None = 1) -> tuple[Any, int, Path]:
+    def proxy(self, *, mode: str = "all", topic: str | None, upstreams: list[str] | None,
+              model_config_version: int | None = 1,
+              extra: dict[str, Any] | None = None) -> tuple[Any, int, Path]:
         """A running proxy container; (container, port, config dir)."""
         conf, port = self.proxy_config(mode=mode, topic=topic, upstreams=upstreams,
-                                       model_config_version=model_config_version)
+                                       model_config_version=model_config_version, extra=extra)
         container = self.docker.containers.run(
             self.proxy_image,
             command=["python3", "/app/proxy.py", "--config", "/etc/declserve/proxy.json"],
             network_mode="host",
             mounts=[Mount("/etc/declserve", str(conf), type="bind", read_only=True)],
-            labels=LABEL, name=f"logproxy-test-proxy-{uuid.uuid4().hex[:8]}", detach=True)
+            labels=LABEL, name=f"fp-proxy-{uuid.uuid4().hex[:8]}", detach=True)
         self.containers.append(container)
         self.wait_healthy(port, lambda: container_logs(container))
         return container, port, conf
@@ -235,6 +248,15 @@ class Lab:
         return wait_until(healthy, timeout=30, interval=0.1,
                           message=lambda: f"proxy on 127.0.0.1:{port} not healthy:\n{logs()}")
 
+    @staticmethod
+    def stats(port: int) -> dict:
+        status, _, body = call(port, "GET", "/-/stats", timeout=5)
+        assert status == 200, body
+        return json.loads(body)
+
+    def upstream_state(self, port: int, url: str) -> str | None:
+        return next((u["state"] for u in self.stats(port)["upstreams"] if u["url"] == url), None)
+
     def cleanup(self) -> None:
         for proc in self.processes:
             if proc.poll() is None:
@@ -245,6 +267,51 @@ class Lab:
                 container.remove(force=True)
             except Exception:  # noqa: BLE001 - already gone
                 pass
+
+
+class Load:
+    """A client sending :predict requests one after the other, without pause, each on a new
+    connection, from a thread; counts answers and failures."""
+
+    def __init__(self, port: int, expect_version: str | None = None) -> None:
+        self.port, self.expect_version = port, expect_version
+        self.ok = 0
+        self.failures: list[str] = []
+        self.versions: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Load":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, _, body = predict(self.port, timeout=30)
+                if status != 200:
+                    self.failures.append(f"{status}: {body[:300]!r}")
+                    continue
+                version = json.loads(body)["model_version"]
+                self.versions[version] = self.versions.get(version, 0) + 1
+                self.ok += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                self.failures.append(repr(exc))
+
+    def more(self, n: int, timeout: float = 60) -> None:
+        """Wait until `n` more requests have been answered."""
+        target = self.ok + n
+        wait_until(lambda: self.ok >= target, timeout=timeout, interval=0.05,
+                   message=lambda: f"{self.ok}/{target} answered; failures {self.failures[:5]}")
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        assert not self._thread.is_alive()
+        return self.ok + len(self.failures)
 
 
 def write_upstreams(conf: Path, upstreams: list[str], *, atomic: bool = True) -> None:
@@ -396,16 +463,20 @@ def test_upstreams_file_is_reread_and_replicas_take_turns(lab: Lab):
     _, a = lab.replica(1)
     _, b = lab.replica(2)
     topic = lab.topic()
-    proxy, port, conf = lab.proxy(topic=topic, upstreams=[a])
+    # No pinned version: both replicas are READY (any AVAILABLE version).
+    proxy, port, conf = lab.proxy(topic=topic, upstreams=[a], model_config_version=None)
     assert json.loads(predict(port)[2])["model_version"] == "1"
 
     write_upstreams(conf, [b])  # atomic replace, as a deployer would do it
+    # The very next request waits for the new replica's first health check: no 503.
     answers = [json.loads(predict(port)[2]) for _ in range(3)]
     assert answers == [{"predictions": [12.0, 30.0], "model_version": "2"}] * 3, \
         "the next requests after the switch go to the new replica"
 
     write_upstreams(conf, [a, b], atomic=False)  # rewritten in place: size/mtime change
-    assert json.loads(call(port, "GET", "/-/healthz")[2]) == {"ok": True, "upstreams": 2}
+    assert json.loads(call(port, "GET", "/-/healthz")[2])["upstreams"] == 2
+    wait_until(lambda: json.loads(call(port, "GET", "/-/healthz")[2]) ==
+               {"ok": True, "upstreams": 2, "ready": 2}, timeout=10)
     versions = [json.loads(predict(port)[2])["model_version"] for _ in range(6)]
     assert sorted(versions) == ["1", "1", "1", "2", "2", "2"], f"round robin: {versions}"
     assert all(versions[i] != versions[i + 1] for i in range(5)), f"round robin: {versions}"
@@ -423,16 +494,19 @@ def test_an_upstream_that_is_down_is_skipped(lab: Lab):
     with pytest.raises(OSError):
         call(int(dead.rsplit(":", 1)[1]), "GET", "/v1/models/mnist", timeout=5)
     topic = lab.topic()
-    proxy, port, conf = lab.proxy(topic=topic, upstreams=[dead, alive])
+    proxy, port, conf = lab.proxy(topic=topic, upstreams=[dead, alive], model_config_version=None)
     for _ in range(4):  # every request, whichever replica its turn starts at
         status, _, body = predict(port)
         assert status == 200, body
         assert json.loads(body)["model_version"] == "2"
+    assert lab.upstream_state(port, dead) == "down"
+    assert lab.upstream_state(port, alive) == "ready"
 
-    # All replicas down: 502 with a JSON error, and still one record with that status.
+    # All replicas down: 503 with a JSON error naming each one's state, and still one record.
     write_upstreams(conf, [dead])
     status, headers, body = predict(port)
-    assert status == 502 and "no upstream answered" in json.loads(body)["error"]
+    error = json.loads(body)["error"]
+    assert status == 503 and "no ready upstream" in error and dead in error, body
     # No replicas at all: 503 with a JSON error; a missing file is the same.
     write_upstreams(conf, [])
     status, _, body = predict(port)
@@ -440,11 +514,12 @@ def test_an_upstream_that_is_down_is_skipped(lab: Lab):
     (conf / "upstreams.json").unlink()
     status, _, body = call(port, "GET", f"/v1/models/{MODEL}")
     assert status == 503 and json.loads(body)["error"]
-    assert json.loads(call(port, "GET", "/-/healthz")[2]) == {"ok": True, "upstreams": 0}
+    assert json.loads(call(port, "GET", "/-/healthz")[2]) == {"ok": True, "upstreams": 0,
+                                                              "ready": 0}
 
     proxy.stop(timeout=15)
     records = lab.records(topic, expected=6)
-    assert [r["value"]["statusCode"] for r in records] == [200] * 4 + [502, 503]
+    assert [r["value"]["statusCode"] for r in records] == [200] * 4 + [503, 503]
     assert records[4]["key"] == headers["x-request-id"]
     assert records[4]["value"]["predictions"] is None
     assert lab.high_watermark(topic) == 6
@@ -541,3 +616,357 @@ def test_host_run_with_the_hosts_confluent_kafka(lab: Lab):
     [rec] = lab.records(topic, expected=1)
     check_record(rec, mode="all", request_id=headers["x-request-id"], status=200, version="2",
                  inputs=[[1, 2]], predictions=[6.0])
+
+
+# ------------------------------------------------------------------------------------------
+# front proxy: readiness, retries, replacement, mode none, limits, drain
+# ------------------------------------------------------------------------------------------
+
+def test_mode_none_forwards_without_a_producer(lab: Lab):
+    """mode none: no topic, no Kafka at all (no producer, even with a bootstrap configured)."""
+    _, upstream = lab.replica(1)
+    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[upstream])
+    status, headers, body = predict(port, headers={"X-Request-Id": "no-log-1"})
+    assert status == 200 and json.loads(body) == {"predictions": [6.0, 15.0], "model_version": "1"}
+    assert headers["x-request-id"] == "no-log-1"
+    stats = lab.stats(port)
+    assert stats["mode"] == "none" and stats["producer"] is False
+    assert stats["requests"] == 1 and stats["recordsQueued"] == 0
+    assert stats["upstreams"] == [{"url": upstream, "state": "ready",
+                                   "reason": "version 1 AVAILABLE"}]
+    proxy.kill(signal="SIGTERM")
+    assert proxy.wait(timeout=30)["StatusCode"] == 0
+    logs = container_logs(proxy)
+    assert "kafka" not in logs.lower() and "mode none" in logs, logs
+
+
+def test_readiness_follows_the_pinned_version(lab: Lab):
+    """READY = the pinned version AVAILABLE; a replica without it is used only when no replica
+    is READY (during a version bump the old version keeps answering)."""
+    _, v1 = lab.replica(1)
+    _, v2 = lab.replica(2)
+    topic = lab.topic()
+    proxy, port, conf = lab.proxy(mode="predictions", topic=topic, upstreams=[v1, v2],
+                                  model_config_version=2)
+    wait_until(lambda: lab.upstream_state(port, v1) == "stale", timeout=10)
+    assert lab.upstream_state(port, v2) == "ready"
+    assert [json.loads(predict(port)[2])["model_version"] for _ in range(4)] == ["2"] * 4
+    write_upstreams(conf, [v1])  # only the replica without the pinned version: still answers
+    status, _, body = predict(port)
+    assert status == 200 and json.loads(body)["model_version"] == "1"
+    (conf / "models.config").write_text(model_config(1))  # now v1 is the pinned one
+    wait_until(lambda: lab.upstream_state(port, v1) == "ready", timeout=10)
+    proxy.stop(timeout=15)
+
+
+def test_a_replica_replaced_under_load_fails_no_request(lab: Lab):
+    """A replica replaced three times while a client sends without pause: twice with an
+    overlap (the new one added to upstreams.json, then the old one removed, then stopped),
+    once in one step (the list rewritten to the new one only). 0 failed requests, and one
+    record per request on the topic."""
+    old_container, old = lab.replica(1)
+    topic = lab.topic()
+    proxy, port, conf = lab.proxy(mode="all", topic=topic, upstreams=[old])
+    with Load(port) as load:
+        load.more(20)
+        for overlap in (True, True, False):
+            new_container, new = lab.replica(1)
+            if overlap:
+                write_upstreams(conf, [old, new])
+                wait_until(lambda: lab.upstream_state(port, new) == "ready", timeout=10)
+                load.more(20)
+            write_upstreams(conf, [new])
+            wait_until(lambda: lab.stats(port)["upstreams"] == [
+                {"url": new, "state": "ready", "reason": "version 1 AVAILABLE"}], timeout=10)
+            load.more(5)
+            old_container.stop(timeout=10)  # the old replica goes away
+            load.more(20)
+            old_container, old = new_container, new
+        sent = load.stop()
+    assert load.failures == [], load.failures[:10]
+    assert sent == load.ok >= 100
+    assert lab.stats(port)["requests"] == sent
+    proxy.stop(timeout=15)
+    assert lab.high_watermark(topic) == sent, "one record per request"
+    print(f"replica replaced 3 times under load: {sent} requests, 0 failed, {sent} records")
+
+
+@pytest.mark.parametrize("how", ["pause", "stop"])
+def test_an_upstream_that_stops_answering_is_taken_out_of_rotation(lab: Lab, how: str):
+    """Paused (connections hang) or stopped (refused) under load: the proxy marks it down and
+    retries on the other replica; 0 failed requests. Back again: back in rotation."""
+    gone, a = lab.replica(1)
+    _, b = lab.replica(1)
+    proxy, port, conf = lab.proxy(mode="none", topic=None, upstreams=[a, b])
+    wait_until(lambda: lab.stats(port)["upstreams"][0]["state"] == "ready", timeout=10)
+    with Load(port) as load:
+        load.more(20)
+        t0 = time.monotonic()
+        gone.pause() if how == "pause" else gone.stop(timeout=10)
+        wait_until(lambda: lab.upstream_state(port, a) == "down", timeout=10)
+        noticed = time.monotonic() - t0
+        load.more(30)
+        gone.unpause() if how == "pause" else gone.start()
+        if how == "stop":  # a new published port: the deployer rewrites upstreams.json
+            a = f"http://127.0.0.1:{published_port(gone, 8501)}"
+            write_upstreams(conf, [a, b])
+        wait_until(lambda: lab.upstream_state(port, a) == "ready", timeout=60)
+        load.more(20)
+        sent = load.stop()
+    assert load.failures == [], load.failures[:10]
+    assert sent >= 70
+    assert noticed < 5, f"the proxy took {noticed:.1f}s to take the replica out"
+    retries = lab.stats(port)["retries"]
+    assert retries >= (1 if how == "pause" else 0)
+    proxy.stop(timeout=15)
+    print(f"upstream {how} under load: {sent} requests, 0 failed, {retries} retried, "
+          f"taken out after {noticed:.2f}s")
+
+
+def test_502_when_every_ready_upstream_refuses(lab: Lab):
+    """A replica still READY for the proxy (checked once an hour here) that refuses the
+    connection: tried, marked down at once (so not tried again), 502; the next request 503."""
+    gone, a = lab.replica(1)
+    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[a],
+                               extra={"healthIntervalSeconds": 3600})
+    wait_until(lambda: lab.upstream_state(port, a) == "ready", timeout=10)
+    gone.stop(timeout=10)
+    status, _, body = predict(port)
+    assert status == 502, body
+    assert "no upstream answered" in json.loads(body)["error"] and a in json.loads(body)["error"]
+    assert lab.upstream_state(port, a) == "down"
+    status, _, body = predict(port)
+    assert status == 503 and "no ready upstream" in json.loads(body)["error"]
+
+
+def test_504_when_the_answer_takes_too_long(lab: Lab):
+    """A READY replica that stops answering (paused; health-checked once an hour here, so it
+    stays in rotation): 504 with a JSON error after upstreamTimeoutSeconds."""
+    replica, upstream = lab.replica(1)
+    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[upstream],
+                               extra={"healthIntervalSeconds": 3600, "upstreamTimeoutSeconds": 1})
+    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
+    replica.pause()
+    try:
+        t0 = time.monotonic()
+        status, _, body = predict(port, timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        replica.unpause()
+    assert status == 504, body
+    assert "no answer within 1s" in json.loads(body)["error"]
+    assert 0.9 < elapsed < 10, elapsed
+    assert predict(port)[0] == 200
+
+
+def big_instances(target: int) -> list[list[float]]:
+    """Instances whose JSON (compact) takes about `target` bytes."""
+    row = [1.5] * 100  # "[1.5,...]" = 401 bytes, plus a comma
+    rows = max(target // 402, 1)
+    return [row] * rows
+
+
+def test_request_limit_413_and_the_stats(lab: Lab):
+    """A request just under maxRequestBytes: answered, its record on the real broker (topic
+    max.message.bytes = 2097152). Just over it, or a chunked body over it: 413 with a JSON
+    error, counted, never forwarded, no record."""
+    _, upstream = lab.replica(1)
+    topic = lab.topic()
+    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream])
+    near = big_instances(MAX_REQUEST_BYTES - 4096)
+    near_json = json.dumps(near, separators=(",", ":"))
+    assert MAX_REQUEST_BYTES - 8192 < len(near_json) <= MAX_REQUEST_BYTES
+    status, headers, body = call(port, "POST", f"/v1/models/{MODEL}:predict",
+                                 json.dumps({"instances": near}, separators=(",", ":")).encode(),
+                                 headers={"X-Request-Id": "near-the-limit"})
+    assert status == 200, body
+    predictions = json.loads(body)["predictions"]
+    assert len(predictions) == len(near)
+
+    over = json.dumps({"instances": big_instances(2_000_000)}).encode()
+    assert len(over) > 2 * MAX_REQUEST_BYTES * 0.9
+    status, headers, body = call(port, "POST", f"/v1/models/{MODEL}:predict", over,
+                                 headers={"X-Request-Id": "over-the-limit"})
+    assert status == 413, body
+    error = json.loads(body)["error"]
+    assert "too large" in error and str(MAX_REQUEST_BYTES) in error, error
+    assert headers["x-request-id"] == "over-the-limit"
+
+    # Chunked (no Content-Length): refused the same way once the body passes the limit.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", f"/v1/models/{MODEL}:predict",
+                     body=iter([over[i:i + 65536] for i in range(0, len(over), 65536)]),
+                     headers={"Content-Type": "application/json", "X-Request-Id": "chunked-over"},
+                     encode_chunked=True)
+        resp = conn.getresponse()
+        assert resp.status == 413 and "too large" in json.loads(resp.read())["error"]
+    finally:
+        conn.close()
+
+    wait_until(lambda: lab.stats(port)["recordsProduced"] == 1, timeout=30,
+               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    stats = lab.stats(port)
+    assert stats["requests"] == 3 and stats["requestsTooLarge"] == 2
+    assert stats["recordsQueued"] == 1
+    assert stats["recordsFailed"] == {"tooLarge": 0, "queueFull": 0, "deliveryError": 0,
+                                      "noBroker": 0}
+    proxy.stop(timeout=15)
+    [rec] = lab.records(topic, expected=1)
+    assert lab.high_watermark(topic) == 1
+    assert len(rec["raw"]) > MAX_REQUEST_BYTES - 8192
+    check_record(rec, mode="all", request_id="near-the-limit", status=200, version="1",
+                 inputs=near, predictions=predictions)
+    logs = container_logs(proxy)
+    assert "request over-the-limit refused" in logs, logs
+
+
+def test_a_record_the_topic_refuses_is_counted_and_logged(lab: Lab):
+    """A topic created with a smaller max.message.bytes than the proxy's maxRecordBytes: the
+    broker refuses the record; the client still gets its answer, the failure is counted
+    (tooLarge) and logged once with the reason."""
+    _, upstream = lab.replica(1)
+    topic = lab.topic(max_message_bytes=100_000)
+    proxy, port, _ = lab.proxy(mode="model-inputs", topic=topic, upstreams=[upstream])
+    status, _, _ = predict(port, instances=big_instances(300_000),
+                           headers={"X-Request-Id": "refused-by-the-topic"})
+    assert status == 200
+    # (Only once it is refused: the broker refuses a whole batch, so a record produced within
+    # linger.ms of it would share its fate -- and be counted too.)
+    wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1, timeout=60,
+               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    status, _, _ = predict(port, headers={"X-Request-Id": "small-one"})
+    assert status == 200
+    wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1
+               and lab.stats(port)["recordsProduced"] == 1, timeout=60,
+               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    logs = container_logs(proxy)
+    lines = [line for line in logs.splitlines() if "refused-by-the-topic" in line
+             and "not produced" in line]
+    assert len(lines) == 1 and "tooLarge" in lines[0], logs
+    proxy.stop(timeout=15)
+    [rec] = lab.records(topic, expected=1)
+    assert rec["key"] == "small-one"
+
+
+def predict_in_background(port: int, request_id: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """One :predict from a thread; the dict gets its "answer" or its "error"."""
+    result: dict[str, Any] = {}
+
+    def client() -> None:
+        try:
+            result["answer"] = predict(port, headers={"X-Request-Id": request_id}, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_sigterm_drains_a_request_in_flight(lab: Lab):
+    """SIGTERM while a request waits for its (paused) replica: the proxy stops accepting
+    connections at once, the request still gets its answer when the replica resumes, its
+    record is flushed, exit 0."""
+    replica, upstream = lab.replica(1)
+    topic = lab.topic()
+    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream],
+                               extra={"healthIntervalSeconds": 3600, "drainSeconds": 8})
+    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
+    replica.pause()
+    thread, result = predict_in_background(port, "in-flight")
+    wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
+    proxy.kill(signal="SIGTERM")
+
+    def refused() -> bool:
+        try:
+            call(port, "GET", "/-/healthz", timeout=2)
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    wait_until(refused, timeout=10)
+    assert thread.is_alive() and not result
+    replica.unpause()
+    thread.join(timeout=30)
+    assert "error" not in result, result
+    status, headers, body = result["answer"]
+    assert status == 200 and json.loads(body)["predictions"] == [6.0, 15.0]
+    assert proxy.wait(timeout=30)["StatusCode"] == 0, container_logs(proxy)
+    logs = container_logs(proxy)
+    assert "SIGTERM: stopping" in logs and "undelivered=0" in logs, logs
+    [rec] = lab.records(topic, expected=1)
+    check_record(rec, mode="all", request_id="in-flight", status=200, version="1",
+                 inputs=INSTANCES, predictions=[6.0, 15.0])
+
+
+def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
+    """proxy.json rewritten while a client sends without pause: all -> predictions (another
+    topic) -> none -> model-inputs. 0 failed requests, the same address throughout; each
+    topic holds only records of its mode, one per request sent while that mode ran."""
+    _, upstream = lab.replica(1)
+    first, second, third = lab.topic(), lab.topic(), lab.topic()
+    proxy, port, conf = lab.proxy(mode="all", topic=first, upstreams=[upstream])
+    doc = json.loads((conf / "proxy.json").read_text())
+
+    def switch(mode: str, topic: str | None) -> None:
+        new = {**doc, "mode": mode, "topic": topic}
+        tmp = conf / ".proxy.json.tmp"
+        tmp.write_text(json.dumps({k: v for k, v in new.items() if v is not None}))
+        os.replace(tmp, conf / "proxy.json")
+        wait_until(lambda: (lab.stats(port)["mode"], lab.stats(port)["topic"]) == (mode, topic),
+                   timeout=10, message=lambda: container_logs(proxy))
+
+    with Load(port) as load:
+        load.more(20)
+        switch("predictions", second)
+        load.more(20)
+        switch("none", None)
+        assert lab.stats(port)["producer"] is False
+        load.more(20)
+        switch("model-inputs", third)
+        load.more(20)
+        sent = load.stop()
+    assert load.failures == [], load.failures[:10]
+    stats = wait_until(lambda: (lambda st: st if st["recordsProduced"] == st["recordsQueued"]
+                                else None)(lab.stats(port)), timeout=30)
+    assert stats["requests"] == sent and stats["recordsFailed"] == {
+        "tooLarge": 0, "queueFull": 0, "deliveryError": 0, "noBroker": 0}
+    proxy.stop(timeout=15)
+    counts = {}
+    for topic, mode in ((first, "all"), (second, "predictions"), (third, "model-inputs")):
+        counts[mode] = lab.high_watermark(topic)
+        records = lab.records(topic, expected=counts[mode])
+        assert len(records) >= 20, (mode, len(records))
+        for rec in records:
+            check_record(rec, mode=mode, request_id=rec["key"], status=200, version="1",
+                         inputs=INSTANCES, predictions=[6.0, 15.0])
+    assert sum(counts.values()) == stats["recordsQueued"] == stats["recordsProduced"]
+    assert sum(counts.values()) <= sent - 20, "no record while mode none ran"
+    print(f"mode changes under load: {sent} requests, 0 failed, records {counts}")
+
+
+def test_sigterm_drain_is_bounded(lab: Lab):
+    """A request whose replica never answers does not hold the proxy up: after drainSeconds
+    it gives up on it (logged) and exits 0."""
+    replica, upstream = lab.replica(1)
+    topic = lab.topic()
+    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream],
+                               extra={"healthIntervalSeconds": 3600, "drainSeconds": 1})
+    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
+    replica.pause()
+    try:
+        thread, result = predict_in_background(port, "never-answered")
+        wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
+        t0 = time.monotonic()
+        proxy.kill(signal="SIGTERM")
+        assert proxy.wait(timeout=30)["StatusCode"] == 0, container_logs(proxy)
+        elapsed = time.monotonic() - t0
+        thread.join(timeout=30)
+    finally:
+        replica.unpause()
+    assert 1.0 <= elapsed < 6, f"stopping took {elapsed:.1f}s"
+    assert "error" in result, result  # the connection was closed without an answer
+    logs = container_logs(proxy)
+    assert "1 request(s) still in progress after 1s; not waiting" in logs, logs
+    assert lab.high_watermark(topic) == 0
