@@ -10,8 +10,8 @@ request id; format: ``schema/inference-record.schema.json`` in the declserve rep
 Runs as ``python3 /app/proxy.py --config /etc/declserve/proxy.json`` in its image (Debian's
 python3-aiohttp 3.8 and python3-confluent-kafka 1.7) and as
 ``python3 declserve/logproxy/proxy.py --config ...`` on a developer machine (aiohttp and
-confluent-kafka 2.x as installed with declserve). It reads TensorFlow Serving's files with ``declserve.backends.tfserving``
-(the image holds that one module of declserve).
+confluent-kafka 2.x as installed with declserve). It reads TensorFlow Serving's files with
+``declserve.backends.tfserving`` (the image holds that one module of declserve).
 
 proxy.json (keys with a default are optional)::
 
@@ -156,7 +156,7 @@ JSON = dict[str, Any]
 
 
 def log(message: str) -> None:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     try:
         sys.stderr.write(f"{stamp}Z logproxy: {message}\n")
         sys.stderr.flush()
@@ -165,7 +165,7 @@ def log(message: str) -> None:
 
 
 def rfc3339_ms(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -477,7 +477,7 @@ class Pool:
                     timeout=ClientTimeout(total=self.cfg.health_timeout)) as resp:
                 body = await resp.read()
             state, reason = judge(resp.status, body, pinned)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             state, reason = DOWN, f"no answer to a health check within {self.cfg.health_timeout:g}s"
         except Exception as e:  # noqa: BLE001 - ClientError, OSError, ...: all mean DOWN
             state, reason = DOWN, f"health check failed: {e or type(e).__name__}"
@@ -998,7 +998,7 @@ class FrontProxy:
                 failures.append(f"{upstream.url}: {e}")
                 self.upstream_failed(upstream, str(e), refused=e.refused)
                 continue
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 ex.upstream = upstream.url
                 return self.error(ex, 504, f"upstream {upstream.url}: no answer within "
                                            f"{ex.cfg.upstream_timeout:g}s")
@@ -1040,7 +1040,7 @@ class FrontProxy:
         if lost in done:
             raise Unanswered(f"found {upstream.state} while waiting: {upstream.reason}",
                              refused=False)
-        raise asyncio.TimeoutError()
+        raise TimeoutError()
 
     @staticmethod
     async def _send(session: ClientSession, method: str, url: URL, headers: CIMultiDict[str],
@@ -1048,7 +1048,7 @@ class FrontProxy:
         try:
             return await session.request(method, url, headers=headers, data=payload,
                                          allow_redirects=False)
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             if "connect" in f"{type(e).__name__} {e}".lower():  # aiohttp 3.8 and 3.10+
                 raise Unanswered(str(e) or type(e).__name__, refused=False) from e
             raise
@@ -1074,7 +1074,7 @@ class FrontProxy:
                 await out.write(chunk)
             ex.answered = time.monotonic()
             await out.write_eof()
-        except (asyncio.TimeoutError, ClientError) as e:
+        except (TimeoutError, ClientError) as e:
             log(f"upstream {ex.upstream}: the answer to {ex.request_id} broke off: {e!r}")
             raise
         except (ConnectionResetError, RuntimeError) as e:  # the client went away
@@ -1176,7 +1176,7 @@ def on_signal(signum: int, stop: asyncio.Event) -> None:
 async def drain(proxy: FrontProxy, seconds: float) -> None:
     try:
         await asyncio.wait_for(proxy.idle.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log(f"{proxy.inflight} request(s) still in progress after {seconds:g}s; not waiting")
 
 

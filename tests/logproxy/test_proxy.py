@@ -54,12 +54,14 @@ TOPIC_MAX_MESSAGE_BYTES = 2097152  # the proxy's default maxRecordBytes
 MAX_REQUEST_BYTES = 1048576  # the proxy's default maxRequestBytes
 
 VALIDATOR = jsonschema.Draft202012Validator(
-    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------
+
 
 def model_config(version: int) -> str:
     """The model config file as the Docker backend writes it (declserve/backends/tfserving)."""
@@ -75,10 +77,18 @@ def model_config(version: int) -> str:
     )
 
 
-def call(port: int, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None, timeout: float = 30.0):
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+):
     """One HTTP request to 127.0.0.1:port; (status, headers dict (lower-case), body bytes)."""
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         hdrs = dict(headers or {})
@@ -91,8 +101,9 @@ def call(port: int, method: str, path: str, body: Any = None,
         conn.close()
 
 
-def predict(port: int, instances: Any = INSTANCES, path: str = f"/v1/models/{MODEL}:predict",
-            **kw: Any):
+def predict(
+    port: int, instances: Any = INSTANCES, path: str = f"/v1/models/{MODEL}:predict", **kw: Any
+):
     return call(port, "POST", path, {"instances": instances}, **kw)
 
 
@@ -106,8 +117,9 @@ def container_logs(container: Any) -> str:
 class Lab:
     """Containers and files of one test; everything is removed at teardown."""
 
-    def __init__(self, tmp: Path, docker_client: Any, double_image: str, proxy_image: str,
-                 broker: Any) -> None:
+    def __init__(
+        self, tmp: Path, docker_client: Any, double_image: str, proxy_image: str, broker: Any
+    ) -> None:
         self.tmp, self.docker, self.broker = tmp, docker_client, broker
         self.double_image, self.proxy_image = double_image, proxy_image
         self.containers: list[Any] = []
@@ -127,13 +139,21 @@ class Lab:
         container = self.docker.containers.run(
             self.double_image,
             entrypoint=["tensorflow_model_server"],
-            command=["--port=8500", "--rest_api_port=8501",
-                     "--model_config_file=/etc/declserve/models.config",
-                     "--model_config_file_poll_wait_seconds=0"],
-            mounts=[Mount(f"/models/{MODEL}", str(self.models / MODEL), type="bind", read_only=True),
-                    Mount("/etc/declserve", str(conf), type="bind", read_only=True)],
+            command=[
+                "--port=8500",
+                "--rest_api_port=8501",
+                "--model_config_file=/etc/declserve/models.config",
+                "--model_config_file_poll_wait_seconds=0",
+            ],
+            mounts=[
+                Mount(f"/models/{MODEL}", str(self.models / MODEL), type="bind", read_only=True),
+                Mount("/etc/declserve", str(conf), type="bind", read_only=True),
+            ],
             ports={"8501/tcp": ("127.0.0.1", None)},
-            labels=LABEL, name=f"fp-double-{uuid.uuid4().hex[:8]}", detach=True)
+            labels=LABEL,
+            name=f"fp-double-{uuid.uuid4().hex[:8]}",
+            detach=True,
+        )
         self.containers.append(container)
         port = published_port(container, 8501)
 
@@ -142,8 +162,12 @@ class Lab:
             states = json.loads(body).get("model_version_status", []) if status == 200 else []
             return any(s["version"] == str(version) and s["state"] == "AVAILABLE" for s in states)
 
-        wait_until(available, timeout=60, interval=0.2,
-                   message=lambda: f"double v{version} not AVAILABLE:\n{container_logs(container)}")
+        wait_until(
+            available,
+            timeout=60,
+            interval=0.2,
+            message=lambda: f"double v{version} not AVAILABLE:\n{container_logs(container)}",
+        )
         return container, f"http://127.0.0.1:{port}"
 
     # ---------------------------------------------------------------- topic and records
@@ -161,12 +185,19 @@ class Lab:
     def records(self, topic: str, expected: int, timeout: float = 30.0) -> list[dict]:
         """Every record on the topic, once at least `expected` have arrived (polled with a
         deadline), in offset order, as {"key", "value" (parsed JSON), "raw"}."""
-        consumer = Consumer(self.broker.client_config(**{
-            "group.id": f"fp-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+        consumer = Consumer(
+            self.broker.client_config(
+                **{
+                    "group.id": f"fp-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                }
+            )
+        )
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         out: list[dict] = []
         try:
+
             def enough() -> bool:
                 msg = consumer.poll(0.5)
                 if msg is not None:
@@ -174,12 +205,21 @@ class Lab:
                         if msg.error().code() != KafkaError._PARTITION_EOF:
                             raise AssertionError(f"consumer error: {msg.error()}")
                     else:
-                        out.append({"key": msg.key().decode() if msg.key() else None,
-                                    "raw": msg.value(), "value": json.loads(msg.value())})
+                        out.append(
+                            {
+                                "key": msg.key().decode() if msg.key() else None,
+                                "raw": msg.value(),
+                                "value": json.loads(msg.value()),
+                            }
+                        )
                 return len(out) >= expected
 
-            wait_until(enough, timeout=timeout, interval=0,
-                       message=lambda: f"{len(out)} of {expected} record(s) on {topic}: {out}")
+            wait_until(
+                enough,
+                timeout=timeout,
+                interval=0,
+                message=lambda: f"{len(out)} of {expected} record(s) on {topic}: {out}",
+            )
             return out
         finally:
             consumer.close()
@@ -192,48 +232,86 @@ class Lab:
             consumer.close()
 
     # ---------------------------------------------------------------- the proxy
-    def proxy_config(self, *, mode: str, topic: str, upstreams: list[str] | None,
-                     model_config_version: int | None = 1, port: int | None = None,
-                     directory: Path | None = None, in_container: bool = True,
-                     extra: dict[str, Any] | None = None) -> tuple[Path, int]:
+    def proxy_config(
+        self,
+        *,
+        mode: str,
+        topic: str,
+        upstreams: list[str] | None,
+        model_config_version: int | None = 1,
+        port: int | None = None,
+        directory: Path | None = None,
+        in_container: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[Path, int]:
         conf = directory or self.tmp / f"proxy-{uuid.uuid4().hex[:6]}"
         conf.mkdir(exist_ok=True)
         port = port or free_port()
         base = "/etc/declserve" if in_container else str(conf)
-        doc = {"serving": "demo-mnist", "model": MODEL, "listen": f"127.0.0.1:{port}",
-               "topic": topic, "mode": mode, "bootstrap": self.broker.bootstrap,
-               "upstreamsFile": f"{base}/upstreams.json",
-               "modelConfigFile": f"{base}/models.config", **(extra or {})}
-        (conf / "proxy.json").write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
+        doc = {
+            "serving": "demo-mnist",
+            "model": MODEL,
+            "listen": f"127.0.0.1:{port}",
+            "topic": topic,
+            "mode": mode,
+            "bootstrap": self.broker.bootstrap,
+            "upstreamsFile": f"{base}/upstreams.json",
+            "modelConfigFile": f"{base}/models.config",
+            **(extra or {}),
+        }
+        (conf / "proxy.json").write_text(
+            json.dumps({k: v for k, v in doc.items() if v is not None})
+        )
         if upstreams is not None:
             write_upstreams(conf, upstreams)
         if model_config_version is not None:
             (conf / "models.config").write_text(model_config(model_config_version))
         return conf, port
 
-    def proxy(self, *, mode: str = "all", topic: str | None, upstreams: list[str] | None,
-              model_config_version: int | None = 1,
-              extra: dict[str, Any] | None = None) -> tuple[Any, int, Path]:
+    def proxy(
+        self,
+        *,
+        mode: str = "all",
+        topic: str | None,
+        upstreams: list[str] | None,
+        model_config_version: int | None = 1,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[Any, int, Path]:
         """A running proxy container; (container, port, config dir)."""
-        conf, port = self.proxy_config(mode=mode, topic=topic, upstreams=upstreams,
-                                       model_config_version=model_config_version, extra=extra)
+        conf, port = self.proxy_config(
+            mode=mode,
+            topic=topic,
+            upstreams=upstreams,
+            model_config_version=model_config_version,
+            extra=extra,
+        )
         container = self.docker.containers.run(
             self.proxy_image,
             command=["python3", "/app/proxy.py", "--config", "/etc/declserve/proxy.json"],
             network_mode="host",
             mounts=[Mount("/etc/declserve", str(conf), type="bind", read_only=True)],
-            labels=LABEL, name=f"fp-proxy-{uuid.uuid4().hex[:8]}", detach=True)
+            labels=LABEL,
+            name=f"fp-proxy-{uuid.uuid4().hex[:8]}",
+            detach=True,
+        )
         self.containers.append(container)
         self.wait_healthy(port, lambda: container_logs(container))
         return container, port, conf
 
-    def host_proxy(self, *, mode: str, topic: str, upstreams: list[str]) -> tuple[subprocess.Popen, int, Path]:
+    def host_proxy(
+        self, *, mode: str, topic: str, upstreams: list[str]
+    ) -> tuple[subprocess.Popen, int, Path]:
         """The proxy as a host process (the host's confluent-kafka 2.x, not the image's 1.7)."""
-        conf, port = self.proxy_config(mode=mode, topic=topic, upstreams=upstreams,
-                                       in_container=False)
+        conf, port = self.proxy_config(
+            mode=mode, topic=topic, upstreams=upstreams, in_container=False
+        )
         log = open(conf / "proxy.log", "wb")
-        proc = subprocess.Popen([sys.executable, str(PROXY_PY), "--config", str(conf / "proxy.json")],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(PROXY_PY), "--config", str(conf / "proxy.json")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.processes.append(proc)
         self.wait_healthy(port, lambda: (conf / "proxy.log").read_text(errors="replace")[-4000:])
@@ -245,8 +323,12 @@ class Lab:
             status, _, body = call(port, "GET", "/-/healthz", timeout=2)
             return json.loads(body) if status == 200 else None
 
-        return wait_until(healthy, timeout=30, interval=0.1,
-                          message=lambda: f"proxy on 127.0.0.1:{port} not healthy:\n{logs()}")
+        return wait_until(
+            healthy,
+            timeout=30,
+            interval=0.1,
+            message=lambda: f"proxy on 127.0.0.1:{port} not healthy:\n{logs()}",
+        )
 
     @staticmethod
     def stats(port: int) -> dict:
@@ -281,7 +363,7 @@ class Load:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self._thread.start()
         return self
 
@@ -304,8 +386,12 @@ class Load:
     def more(self, n: int, timeout: float = 60) -> None:
         """Wait until `n` more requests have been answered."""
         target = self.ok + n
-        wait_until(lambda: self.ok >= target, timeout=timeout, interval=0.05,
-                   message=lambda: f"{self.ok}/{target} answered; failures {self.failures[:5]}")
+        wait_until(
+            lambda: self.ok >= target,
+            timeout=timeout,
+            interval=0.05,
+            message=lambda: f"{self.ok}/{target} answered; failures {self.failures[:5]}",
+        )
 
     def stop(self) -> int:
         self._stop.set()
@@ -326,8 +412,16 @@ def write_upstreams(conf: Path, upstreams: list[str], *, atomic: bool = True) ->
             f.write(text)
 
 
-def check_record(rec: dict, *, mode: str, request_id: str, status: int,
-                 version: str | None, inputs: Any = None, predictions: Any = None) -> None:
+def check_record(
+    rec: dict,
+    *,
+    mode: str,
+    request_id: str,
+    status: int,
+    version: str | None,
+    inputs: Any = None,
+    predictions: Any = None,
+) -> None:
     """A record: valid against the schema, the fields of its mode and none it excludes."""
     value = rec["value"]
     errors = [e.message for e in VALIDATOR.iter_errors(value)]
@@ -343,10 +437,18 @@ def check_record(rec: dict, *, mode: str, request_id: str, status: int,
     assert stamp.endswith("Z") and len(stamp) == len("2026-11-25T08:30:00.123Z"), stamp
     when = datetime.datetime.fromisoformat(stamp)
     assert when.utcoffset() == datetime.timedelta(0)
-    age = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+    age = (datetime.datetime.now(datetime.UTC) - when).total_seconds()
     assert -5 < age < 300, f"timestamp {stamp} is not about now (UTC)"
-    expected_keys = {"serving", "model", "modelVersion", "requestId", "timestamp", "statusCode",
-                     "latencyMs", "mode"}
+    expected_keys = {
+        "serving",
+        "model",
+        "modelVersion",
+        "requestId",
+        "timestamp",
+        "statusCode",
+        "latencyMs",
+        "mode",
+    }
     if mode in ("all", "model-inputs"):
         expected_keys.add("inputs")
         assert value["inputs"] == inputs
@@ -360,9 +462,16 @@ def check_record(rec: dict, *, mode: str, request_id: str, status: int,
 # fixtures
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
-def lab(tmp_path: Path, docker_client: Any, tfs_double_image: str, logproxy_image: str,
-        kafka_bootstrap: str, kafka_broker: Any):
+def lab(
+    tmp_path: Path,
+    docker_client: Any,
+    tfs_double_image: str,
+    logproxy_image: str,
+    kafka_bootstrap: str,
+    kafka_broker: Any,
+):
     lab = Lab(tmp_path, docker_client, tfs_double_image, logproxy_image, kafka_broker)
     try:
         yield lab
@@ -374,24 +483,40 @@ def lab(tmp_path: Path, docker_client: Any, tfs_double_image: str, logproxy_imag
 # tests
 # ------------------------------------------------------------------------------------------
 
+
 def test_schema_is_valid_draft_2020_12_and_encodes_the_mode_rules():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert SCHEMA["additionalProperties"] is False
-    base = {"serving": "s", "model": "m", "modelVersion": "1", "requestId": "r",
-            "timestamp": "2026-11-25T08:30:00.123Z", "statusCode": 200, "latencyMs": 1.0}
-    ok = [dict(base, mode="all", inputs=[1], predictions=[2]),
-          dict(base, mode="model-inputs", inputs=None),
-          dict(base, mode="predictions", predictions=None, modelVersion=None)]
-    bad = [dict(base, mode="all", inputs=[1]),                         # predictions missing
-           dict(base, mode="all", predictions=[1]),                    # inputs missing
-           dict(base, mode="model-inputs", inputs=1, predictions=None),  # excluded, even null
-           dict(base, mode="predictions", predictions=1, inputs=None),
-           dict(base, mode="all", inputs=1, predictions=2, extra=1),   # additionalProperties
-           dict(base, mode="all", inputs=1, predictions=2, statusCode="200"),
-           dict(base, mode="all", inputs=1, predictions=2, timestamp="2026-11-25 08:30:00"),
-           dict(base, mode="other", inputs=1, predictions=2),
-           {k: v for k, v in dict(base, mode="predictions", predictions=1).items() if k != "requestId"}]
+    base = {
+        "serving": "s",
+        "model": "m",
+        "modelVersion": "1",
+        "requestId": "r",
+        "timestamp": "2026-11-25T08:30:00.123Z",
+        "statusCode": 200,
+        "latencyMs": 1.0,
+    }
+    ok = [
+        dict(base, mode="all", inputs=[1], predictions=[2]),
+        dict(base, mode="model-inputs", inputs=None),
+        dict(base, mode="predictions", predictions=None, modelVersion=None),
+    ]
+    bad = [
+        dict(base, mode="all", inputs=[1]),  # predictions missing
+        dict(base, mode="all", predictions=[1]),  # inputs missing
+        dict(base, mode="model-inputs", inputs=1, predictions=None),  # excluded, even null
+        dict(base, mode="predictions", predictions=1, inputs=None),
+        dict(base, mode="all", inputs=1, predictions=2, extra=1),  # additionalProperties
+        dict(base, mode="all", inputs=1, predictions=2, statusCode="200"),
+        dict(base, mode="all", inputs=1, predictions=2, timestamp="2026-11-25 08:30:00"),
+        dict(base, mode="other", inputs=1, predictions=2),
+        {
+            k: v
+            for k, v in dict(base, mode="predictions", predictions=1).items()
+            if k != "requestId"
+        },
+    ]
     assert [list(VALIDATOR.iter_errors(r)) for r in ok] == [[], [], []]
     assert all(list(VALIDATOR.iter_errors(r)) for r in bad)
 
@@ -406,21 +531,26 @@ def test_one_record_per_predict_with_the_fields_of_its_mode(lab: Lab, mode: str)
     status, headers, body = predict(port, headers={"X-Request-Id": "client-id-1"})
     direct = predict(int(upstream.rsplit(":", 1)[1]))
     assert status == 200, body
-    assert json.loads(body) == json.loads(direct[2]) == {"predictions": [6.0, 15.0],
-                                                         "model_version": "1"}
+    assert (
+        json.loads(body)
+        == json.loads(direct[2])
+        == {"predictions": [6.0, 15.0], "model_version": "1"}
+    )
     assert body == direct[2]
     assert headers["x-request-id"] == "client-id-1"
     assert headers["content-type"] == direct[1]["content-type"]
     # 2. an upstream error (a bad instance), versioned path, no request id: a new uuid4
-    status2, headers2, body2 = call(port, "POST", f"/v1/models/{MODEL}/versions/1:predict",
-                                    {"instances": ["not-a-number"]})
+    status2, headers2, body2 = call(
+        port, "POST", f"/v1/models/{MODEL}/versions/1:predict", {"instances": ["not-a-number"]}
+    )
     assert status2 == 400, body2
     assert "error" in json.loads(body2) and "model_version" not in json.loads(body2)
     generated = headers2["x-request-id"]
     assert uuid.UUID(generated).version == 4
     # 3. columnar format ("inputs" -> "outputs")
-    status3, headers3, body3 = call(port, "POST", f"/v1/models/{MODEL}:predict",
-                                    {"inputs": [[1, 1], [2, 2]]})
+    status3, headers3, body3 = call(
+        port, "POST", f"/v1/models/{MODEL}:predict", {"inputs": [[1, 1], [2, 2]]}
+    )
     assert status3 == 200, body3
     outputs = json.loads(body3)["outputs"]
     # 4. requests that are not :predict are forwarded but not logged
@@ -435,28 +565,56 @@ def test_one_record_per_predict_with_the_fields_of_its_mode(lab: Lab, mode: str)
     assert len(records) == 3
     by_key = {r["key"]: r for r in records}
     assert len(by_key) == 3
-    check_record(by_key["client-id-1"], mode=mode, request_id="client-id-1", status=200,
-                 version="1", inputs=INSTANCES, predictions=[6.0, 15.0])
+    check_record(
+        by_key["client-id-1"],
+        mode=mode,
+        request_id="client-id-1",
+        status=200,
+        version="1",
+        inputs=INSTANCES,
+        predictions=[6.0, 15.0],
+    )
     # no model_version in the error body: the version comes from the model config file
-    check_record(by_key[generated], mode=mode, request_id=generated, status=400, version="1",
-                 inputs=["not-a-number"], predictions=None)
+    check_record(
+        by_key[generated],
+        mode=mode,
+        request_id=generated,
+        status=400,
+        version="1",
+        inputs=["not-a-number"],
+        predictions=None,
+    )
     third = headers3["x-request-id"]
-    check_record(by_key[third], mode=mode, request_id=third, status=200, version="1",
-                 inputs=[[1, 1], [2, 2]], predictions=outputs)
+    check_record(
+        by_key[third],
+        mode=mode,
+        request_id=third,
+        status=200,
+        version="1",
+        inputs=[[1, 1], [2, 2]],
+        predictions=outputs,
+    )
 
 
 def test_model_version_is_null_without_a_version_anywhere(lab: Lab):
     """An error answer (no model_version) and no model config file: modelVersion is null."""
     _, upstream = lab.replica(1)
     topic = lab.topic()
-    proxy, port, _ = lab.proxy(mode="predictions", topic=topic, upstreams=[upstream],
-                               model_config_version=None)
+    proxy, port, _ = lab.proxy(
+        mode="predictions", topic=topic, upstreams=[upstream], model_config_version=None
+    )
     status, headers, body = predict(port, path="/v1/models/no-such-model:predict")
     assert status == 404, body
     proxy.stop(timeout=15)
     [rec] = lab.records(topic, expected=1)
-    check_record(rec, mode="predictions", request_id=headers["x-request-id"], status=404,
-                 version=None, predictions=None)
+    check_record(
+        rec,
+        mode="predictions",
+        request_id=headers["x-request-id"],
+        status=404,
+        version=None,
+        predictions=None,
+    )
 
 
 def test_upstreams_file_is_reread_and_replicas_take_turns(lab: Lab):
@@ -470,13 +628,19 @@ def test_upstreams_file_is_reread_and_replicas_take_turns(lab: Lab):
     write_upstreams(conf, [b])  # atomic replace, as a deployer would do it
     # The very next request waits for the new replica's first health check: no 503.
     answers = [json.loads(predict(port)[2]) for _ in range(3)]
-    assert answers == [{"predictions": [12.0, 30.0], "model_version": "2"}] * 3, \
+    assert answers == [{"predictions": [12.0, 30.0], "model_version": "2"}] * 3, (
         "the next requests after the switch go to the new replica"
+    )
 
     write_upstreams(conf, [a, b], atomic=False)  # rewritten in place: size/mtime change
     assert json.loads(call(port, "GET", "/-/healthz")[2])["upstreams"] == 2
-    wait_until(lambda: json.loads(call(port, "GET", "/-/healthz")[2]) ==
-               {"ok": True, "upstreams": 2, "ready": 2}, timeout=10)
+    wait_until(
+        lambda: (
+            json.loads(call(port, "GET", "/-/healthz")[2])
+            == {"ok": True, "upstreams": 2, "ready": 2}
+        ),
+        timeout=10,
+    )
     versions = [json.loads(predict(port)[2])["model_version"] for _ in range(6)]
     assert sorted(versions) == ["1", "1", "1", "2", "2", "2"], f"round robin: {versions}"
     assert all(versions[i] != versions[i + 1] for i in range(5)), f"round robin: {versions}"
@@ -514,8 +678,11 @@ def test_an_upstream_that_is_down_is_skipped(lab: Lab):
     (conf / "upstreams.json").unlink()
     status, _, body = call(port, "GET", f"/v1/models/{MODEL}")
     assert status == 503 and json.loads(body)["error"]
-    assert json.loads(call(port, "GET", "/-/healthz")[2]) == {"ok": True, "upstreams": 0,
-                                                              "ready": 0}
+    assert json.loads(call(port, "GET", "/-/healthz")[2]) == {
+        "ok": True,
+        "upstreams": 0,
+        "ready": 0,
+    }
 
     proxy.stop(timeout=15)
     records = lab.records(topic, expected=6)
@@ -538,8 +705,9 @@ def test_broker_down_the_client_still_gets_its_answer(lab: Lab, kafka_broker: An
         assert not kafka_broker.running()
         for i in range(3):
             t0 = time.monotonic()
-            status, _, body = predict(port, headers={"X-Request-Id": f"during-outage-{i}"},
-                                      timeout=10)
+            status, _, body = predict(
+                port, headers={"X-Request-Id": f"during-outage-{i}"}, timeout=10
+            )
             elapsed = time.monotonic() - t0
             assert status == 200 and json.loads(body)["predictions"] == [6.0, 15.0]
             assert elapsed < 2.0, f"a request took {elapsed:.2f}s with the broker down"
@@ -548,7 +716,9 @@ def test_broker_down_the_client_still_gets_its_answer(lab: Lab, kafka_broker: An
         kafka_broker.start()
     # The records queued during a short outage are delivered once the broker is back.
     records = lab.records(topic, expected=4, timeout=60)
-    assert [r["key"] for r in records] == ["before-outage"] + [f"during-outage-{i}" for i in range(3)]
+    assert [r["key"] for r in records] == ["before-outage"] + [
+        f"during-outage-{i}" for i in range(3)
+    ]
     proxy.reload()
     assert proxy.status == "running", container_logs(proxy)
 
@@ -568,8 +738,9 @@ def test_sigterm_flushes_and_exits_0_promptly(lab: Lab):
     logs = container_logs(proxy)
     assert "SIGTERM: stopping" in logs and "undelivered=0" in logs, logs
     [rec] = lab.records(topic, expected=1)
-    check_record(rec, mode="model-inputs", request_id="last-words", status=200, version="1",
-                 inputs=INSTANCES)
+    check_record(
+        rec, mode="model-inputs", request_id="last-words", status=200, version="1", inputs=INSTANCES
+    )
     with pytest.raises(OSError):
         call(port, "GET", "/-/healthz", timeout=5)
 
@@ -596,8 +767,9 @@ def test_request_forwarding_keeps_method_path_query_body_and_headers(lab: Lab):
         assert via[0] == direct[0], (method, path, via, direct)
         assert via[2] == direct[2], (method, path)
         strip = {"date", "x-request-id", "connection", "keep-alive"}
-        assert {k: v for k, v in via[1].items() if k not in strip} == \
-            {k: v for k, v in direct[1].items() if k not in strip}, (method, path)
+        assert {k: v for k, v in via[1].items() if k not in strip} == {
+            k: v for k, v in direct[1].items() if k not in strip
+        }, (method, path)
         assert via[1]["x-request-id"]
 
 
@@ -614,13 +786,21 @@ def test_host_run_with_the_hosts_confluent_kafka(lab: Lab):
     proc.terminate()
     assert proc.wait(timeout=10) == 0
     [rec] = lab.records(topic, expected=1)
-    check_record(rec, mode="all", request_id=headers["x-request-id"], status=200, version="2",
-                 inputs=[[1, 2]], predictions=[6.0])
+    check_record(
+        rec,
+        mode="all",
+        request_id=headers["x-request-id"],
+        status=200,
+        version="2",
+        inputs=[[1, 2]],
+        predictions=[6.0],
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # front proxy: readiness, retries, replacement, mode none, limits, drain
 # ------------------------------------------------------------------------------------------
+
 
 def test_mode_none_forwards_without_a_producer(lab: Lab):
     """mode none: no topic, no Kafka at all (no producer, even with a bootstrap configured)."""
@@ -632,8 +812,9 @@ def test_mode_none_forwards_without_a_producer(lab: Lab):
     stats = lab.stats(port)
     assert stats["mode"] == "none" and stats["producer"] is False
     assert stats["requests"] == 1 and stats["recordsQueued"] == 0
-    assert stats["upstreams"] == [{"url": upstream, "state": "ready",
-                                   "reason": "version 1 AVAILABLE"}]
+    assert stats["upstreams"] == [
+        {"url": upstream, "state": "ready", "reason": "version 1 AVAILABLE"}
+    ]
     proxy.kill(signal="SIGTERM")
     assert proxy.wait(timeout=30)["StatusCode"] == 0
     logs = container_logs(proxy)
@@ -646,8 +827,9 @@ def test_readiness_follows_the_pinned_version(lab: Lab):
     _, v1 = lab.replica(1)
     _, v2 = lab.replica(2)
     topic = lab.topic()
-    proxy, port, conf = lab.proxy(mode="predictions", topic=topic, upstreams=[v1, v2],
-                                  model_config_version=2)
+    proxy, port, conf = lab.proxy(
+        mode="predictions", topic=topic, upstreams=[v1, v2], model_config_version=2
+    )
     wait_until(lambda: lab.upstream_state(port, v1) == "stale", timeout=10)
     assert lab.upstream_state(port, v2) == "ready"
     assert [json.loads(predict(port)[2])["model_version"] for _ in range(4)] == ["2"] * 4
@@ -673,11 +855,16 @@ def test_a_replica_replaced_under_load_fails_no_request(lab: Lab):
             new_container, new = lab.replica(1)
             if overlap:
                 write_upstreams(conf, [old, new])
-                wait_until(lambda: lab.upstream_state(port, new) == "ready", timeout=10)
+                wait_until(lambda new=new: lab.upstream_state(port, new) == "ready", timeout=10)
                 load.more(20)
             write_upstreams(conf, [new])
-            wait_until(lambda: lab.stats(port)["upstreams"] == [
-                {"url": new, "state": "ready", "reason": "version 1 AVAILABLE"}], timeout=10)
+            wait_until(
+                lambda new=new: (
+                    lab.stats(port)["upstreams"]
+                    == [{"url": new, "state": "ready", "reason": "version 1 AVAILABLE"}]
+                ),
+                timeout=10,
+            )
             load.more(5)
             old_container.stop(timeout=10)  # the old replica goes away
             load.more(20)
@@ -719,16 +906,19 @@ def test_an_upstream_that_stops_answering_is_taken_out_of_rotation(lab: Lab, how
     retries = lab.stats(port)["retries"]
     assert retries >= (1 if how == "pause" else 0)
     proxy.stop(timeout=15)
-    print(f"upstream {how} under load: {sent} requests, 0 failed, {retries} retried, "
-          f"taken out after {noticed:.2f}s")
+    print(
+        f"upstream {how} under load: {sent} requests, 0 failed, {retries} retried, "
+        f"taken out after {noticed:.2f}s"
+    )
 
 
 def test_502_when_every_ready_upstream_refuses(lab: Lab):
     """A replica still READY for the proxy (checked once an hour here) that refuses the
     connection: tried, marked down at once (so not tried again), 502; the next request 503."""
     gone, a = lab.replica(1)
-    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[a],
-                               extra={"healthIntervalSeconds": 3600})
+    proxy, port, _ = lab.proxy(
+        mode="none", topic=None, upstreams=[a], extra={"healthIntervalSeconds": 3600}
+    )
     wait_until(lambda: lab.upstream_state(port, a) == "ready", timeout=10)
     gone.stop(timeout=10)
     status, _, body = predict(port)
@@ -743,8 +933,12 @@ def test_504_when_the_answer_takes_too_long(lab: Lab):
     """A READY replica that stops answering (paused; health-checked once an hour here, so it
     stays in rotation): 504 with a JSON error after upstreamTimeoutSeconds."""
     replica, upstream = lab.replica(1)
-    proxy, port, _ = lab.proxy(mode="none", topic=None, upstreams=[upstream],
-                               extra={"healthIntervalSeconds": 3600, "upstreamTimeoutSeconds": 1})
+    proxy, port, _ = lab.proxy(
+        mode="none",
+        topic=None,
+        upstreams=[upstream],
+        extra={"healthIntervalSeconds": 3600, "upstreamTimeoutSeconds": 1},
+    )
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
     try:
@@ -776,17 +970,26 @@ def test_request_limit_413_and_the_stats(lab: Lab):
     near = big_instances(MAX_REQUEST_BYTES - 4096)
     near_json = json.dumps(near, separators=(",", ":"))
     assert MAX_REQUEST_BYTES - 8192 < len(near_json) <= MAX_REQUEST_BYTES
-    status, headers, body = call(port, "POST", f"/v1/models/{MODEL}:predict",
-                                 json.dumps({"instances": near}, separators=(",", ":")).encode(),
-                                 headers={"X-Request-Id": "near-the-limit"})
+    status, headers, body = call(
+        port,
+        "POST",
+        f"/v1/models/{MODEL}:predict",
+        json.dumps({"instances": near}, separators=(",", ":")).encode(),
+        headers={"X-Request-Id": "near-the-limit"},
+    )
     assert status == 200, body
     predictions = json.loads(body)["predictions"]
     assert len(predictions) == len(near)
 
     over = json.dumps({"instances": big_instances(2_000_000)}).encode()
     assert len(over) > 2 * MAX_REQUEST_BYTES * 0.9
-    status, headers, body = call(port, "POST", f"/v1/models/{MODEL}:predict", over,
-                                 headers={"X-Request-Id": "over-the-limit"})
+    status, headers, body = call(
+        port,
+        "POST",
+        f"/v1/models/{MODEL}:predict",
+        over,
+        headers={"X-Request-Id": "over-the-limit"},
+    )
     assert status == 413, body
     error = json.loads(body)["error"]
     assert "too large" in error and str(MAX_REQUEST_BYTES) in error, error
@@ -795,28 +998,45 @@ def test_request_limit_413_and_the_stats(lab: Lab):
     # Chunked (no Content-Length): refused the same way once the body passes the limit.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("POST", f"/v1/models/{MODEL}:predict",
-                     body=iter([over[i:i + 65536] for i in range(0, len(over), 65536)]),
-                     headers={"Content-Type": "application/json", "X-Request-Id": "chunked-over"},
-                     encode_chunked=True)
+        conn.request(
+            "POST",
+            f"/v1/models/{MODEL}:predict",
+            body=iter([over[i : i + 65536] for i in range(0, len(over), 65536)]),
+            headers={"Content-Type": "application/json", "X-Request-Id": "chunked-over"},
+            encode_chunked=True,
+        )
         resp = conn.getresponse()
         assert resp.status == 413 and "too large" in json.loads(resp.read())["error"]
     finally:
         conn.close()
 
-    wait_until(lambda: lab.stats(port)["recordsProduced"] == 1, timeout=30,
-               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    wait_until(
+        lambda: lab.stats(port)["recordsProduced"] == 1,
+        timeout=30,
+        message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}",
+    )
     stats = lab.stats(port)
     assert stats["requests"] == 3 and stats["requestsTooLarge"] == 2
     assert stats["recordsQueued"] == 1
-    assert stats["recordsFailed"] == {"tooLarge": 0, "queueFull": 0, "deliveryError": 0,
-                                      "noBroker": 0}
+    assert stats["recordsFailed"] == {
+        "tooLarge": 0,
+        "queueFull": 0,
+        "deliveryError": 0,
+        "noBroker": 0,
+    }
     proxy.stop(timeout=15)
     [rec] = lab.records(topic, expected=1)
     assert lab.high_watermark(topic) == 1
     assert len(rec["raw"]) > MAX_REQUEST_BYTES - 8192
-    check_record(rec, mode="all", request_id="near-the-limit", status=200, version="1",
-                 inputs=near, predictions=predictions)
+    check_record(
+        rec,
+        mode="all",
+        request_id="near-the-limit",
+        status=200,
+        version="1",
+        inputs=near,
+        predictions=predictions,
+    )
     logs = container_logs(proxy)
     assert "request over-the-limit refused" in logs, logs
 
@@ -828,21 +1048,33 @@ def test_a_record_the_topic_refuses_is_counted_and_logged(lab: Lab):
     _, upstream = lab.replica(1)
     topic = lab.topic(max_message_bytes=100_000)
     proxy, port, _ = lab.proxy(mode="model-inputs", topic=topic, upstreams=[upstream])
-    status, _, _ = predict(port, instances=big_instances(300_000),
-                           headers={"X-Request-Id": "refused-by-the-topic"})
+    status, _, _ = predict(
+        port, instances=big_instances(300_000), headers={"X-Request-Id": "refused-by-the-topic"}
+    )
     assert status == 200
     # (Only once it is refused: the broker refuses a whole batch, so a record produced within
     # linger.ms of it would share its fate -- and be counted too.)
-    wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1, timeout=60,
-               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    wait_until(
+        lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1,
+        timeout=60,
+        message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}",
+    )
     status, _, _ = predict(port, headers={"X-Request-Id": "small-one"})
     assert status == 200
-    wait_until(lambda: lab.stats(port)["recordsFailed"]["tooLarge"] == 1
-               and lab.stats(port)["recordsProduced"] == 1, timeout=60,
-               message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}")
+    wait_until(
+        lambda: (
+            lab.stats(port)["recordsFailed"]["tooLarge"] == 1
+            and lab.stats(port)["recordsProduced"] == 1
+        ),
+        timeout=60,
+        message=lambda: f"stats: {lab.stats(port)}\n{container_logs(proxy)}",
+    )
     logs = container_logs(proxy)
-    lines = [line for line in logs.splitlines() if "refused-by-the-topic" in line
-             and "not produced" in line]
+    lines = [
+        line
+        for line in logs.splitlines()
+        if "refused-by-the-topic" in line and "not produced" in line
+    ]
     assert len(lines) == 1 and "tooLarge" in lines[0], logs
     proxy.stop(timeout=15)
     [rec] = lab.records(topic, expected=1)
@@ -870,8 +1102,12 @@ def test_sigterm_drains_a_request_in_flight(lab: Lab):
     record is flushed, exit 0."""
     replica, upstream = lab.replica(1)
     topic = lab.topic()
-    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream],
-                               extra={"healthIntervalSeconds": 3600, "drainSeconds": 8})
+    proxy, port, _ = lab.proxy(
+        mode="all",
+        topic=topic,
+        upstreams=[upstream],
+        extra={"healthIntervalSeconds": 3600, "drainSeconds": 8},
+    )
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
     thread, result = predict_in_background(port, "in-flight")
@@ -896,8 +1132,15 @@ def test_sigterm_drains_a_request_in_flight(lab: Lab):
     logs = container_logs(proxy)
     assert "SIGTERM: stopping" in logs and "undelivered=0" in logs, logs
     [rec] = lab.records(topic, expected=1)
-    check_record(rec, mode="all", request_id="in-flight", status=200, version="1",
-                 inputs=INSTANCES, predictions=[6.0, 15.0])
+    check_record(
+        rec,
+        mode="all",
+        request_id="in-flight",
+        status=200,
+        version="1",
+        inputs=INSTANCES,
+        predictions=[6.0, 15.0],
+    )
 
 
 def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
@@ -914,8 +1157,11 @@ def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
         tmp = conf / ".proxy.json.tmp"
         tmp.write_text(json.dumps({k: v for k, v in new.items() if v is not None}))
         os.replace(tmp, conf / "proxy.json")
-        wait_until(lambda: (lab.stats(port)["mode"], lab.stats(port)["topic"]) == (mode, topic),
-                   timeout=10, message=lambda: container_logs(proxy))
+        wait_until(
+            lambda: (lab.stats(port)["mode"], lab.stats(port)["topic"]) == (mode, topic),
+            timeout=10,
+            message=lambda: container_logs(proxy),
+        )
 
     with Load(port) as load:
         load.more(20)
@@ -928,10 +1174,18 @@ def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
         load.more(20)
         sent = load.stop()
     assert load.failures == [], load.failures[:10]
-    stats = wait_until(lambda: (lambda st: st if st["recordsProduced"] == st["recordsQueued"]
-                                else None)(lab.stats(port)), timeout=30)
+    stats = wait_until(
+        lambda: (lambda st: st if st["recordsProduced"] == st["recordsQueued"] else None)(
+            lab.stats(port)
+        ),
+        timeout=30,
+    )
     assert stats["requests"] == sent and stats["recordsFailed"] == {
-        "tooLarge": 0, "queueFull": 0, "deliveryError": 0, "noBroker": 0}
+        "tooLarge": 0,
+        "queueFull": 0,
+        "deliveryError": 0,
+        "noBroker": 0,
+    }
     proxy.stop(timeout=15)
     counts = {}
     for topic, mode in ((first, "all"), (second, "predictions"), (third, "model-inputs")):
@@ -939,8 +1193,15 @@ def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
         records = lab.records(topic, expected=counts[mode])
         assert len(records) >= 20, (mode, len(records))
         for rec in records:
-            check_record(rec, mode=mode, request_id=rec["key"], status=200, version="1",
-                         inputs=INSTANCES, predictions=[6.0, 15.0])
+            check_record(
+                rec,
+                mode=mode,
+                request_id=rec["key"],
+                status=200,
+                version="1",
+                inputs=INSTANCES,
+                predictions=[6.0, 15.0],
+            )
     assert sum(counts.values()) == stats["recordsQueued"] == stats["recordsProduced"]
     assert sum(counts.values()) <= sent - 20, "no record while mode none ran"
     print(f"mode changes under load: {sent} requests, 0 failed, records {counts}")
@@ -951,8 +1212,12 @@ def test_sigterm_drain_is_bounded(lab: Lab):
     it gives up on it (logged) and exits 0."""
     replica, upstream = lab.replica(1)
     topic = lab.topic()
-    proxy, port, _ = lab.proxy(mode="all", topic=topic, upstreams=[upstream],
-                               extra={"healthIntervalSeconds": 3600, "drainSeconds": 1})
+    proxy, port, _ = lab.proxy(
+        mode="all",
+        topic=topic,
+        upstreams=[upstream],
+        extra={"healthIntervalSeconds": 3600, "drainSeconds": 1},
+    )
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
     try:

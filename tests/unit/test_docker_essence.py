@@ -6,6 +6,7 @@ from pathlib import Path
 
 from declserve.backends import tfserving as tfs
 from declserve.backends.docker import essence as E
+from declserve.backends.docker import proxy as X
 from declserve.backends.docker.files import write_serving_files
 from declserve.backends.docker.settings import DockerSettings
 from declserve.desired import DesiredServing, ModelSource
@@ -108,8 +109,13 @@ def test_serving_essence_equals_the_desired_one_for_what_declserve_made(tmp_path
     write_serving_files(tmp_path, d)  # the files as apply writes them, read back as plan reads them
     replica = E.replica_essence(inspect_of(d))
     files = E.files_essence(tmp_path)
-    observed = E.serving_essence([("p-m-0", replica), ("p-m-1", dict(replica))], files, None)
+    port = X.listen_port(tmp_path, "127.0.0.1", None)
+    X.write_config(tmp_path, serving="m", model="mnist", topic=None, mode="none", bootstrap="",
+                   bind="127.0.0.1", port=port, max_record_bytes=SETTINGS.max_message_bytes)
+    front = X.observed({"Config": {"Image": SETTINGS.proxy_image}}, tmp_path)
+    observed = E.serving_essence([("p-m-0", replica), ("p-m-1", dict(replica))], files, front)
     assert observed == E.desired_essence(d, SETTINGS)
+    assert X.listen_port(tmp_path, "127.0.0.1", None) == port  # chosen once, then kept
 
 
 def test_one_stopped_replica_makes_the_state_mixed() -> None:
@@ -117,7 +123,7 @@ def test_one_stopped_replica_makes_the_state_mixed() -> None:
     up = E.replica_essence(inspect_of(d))
     down = {**up, "running": False}
     files = {"model": {"name": "mnist", "version": 2}, "protected": False}
-    observed = E.serving_essence([("p-m-0", up), ("p-m-1", down)], files, None)
+    observed = E.serving_essence([("p-m-0", up), ("p-m-1", down)], files, {})
     assert observed["state"] == "mixed: stopped on p-m-1; running on p-m-0"
 
 

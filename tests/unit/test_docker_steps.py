@@ -8,7 +8,7 @@ from typing import Any
 from declserve.backends.docker import planner as P
 from declserve.backends.docker.essence import desired_essence, desired_replica
 from declserve.live import HealthStatus, LiveResource
-from declserve.plan import Action, DesiredResource, field_diff
+from declserve.plan import Action, DesiredResource, Step, field_diff
 from tests.unit.test_docker_essence import SETTINGS, desired
 
 
@@ -36,6 +36,9 @@ def live_of(
         }
         r.update((replica_edits or {}).get(i, {}))
         replicas.append(r)
+    running = d.spec.state.value == "running"
+    front = {"name": "p-m-proxy", "id": "px", "running": running, "upstreamsCurrent": True}
+    proxy = front if proxy is None else proxy
     return LiveResource(
         "serving",
         "m",
@@ -78,8 +81,8 @@ def test_limits_change_in_place_image_is_a_rolling_recreate() -> None:
         "serving", "m", {**edited.essence, "image": "mixed"}, detail=edited.detail
     )
     s = shape({"instances": 2}, edited)
-    assert [(t.op, t.target) for t in s.steps][:1] == [(P.RECREATE, "p-m-1")]
-    assert s.steps[-1].op == P.WAIT
+    assert [(t.op, t.target) for t in s.steps] == [
+        (P.RECREATE, "p-m-1"), (P.WAIT, "2 replicas"), (P.PROXY_POINT, P.READY_REPLICAS)]
 
 
 def test_batching_parameters_restart_every_replica_one_at_a_time() -> None:
@@ -92,6 +95,7 @@ def test_batching_parameters_restart_every_replica_one_at_a_time() -> None:
         (P.RECREATE, "p-m-0"),
         (P.RECREATE, "p-m-1"),
         (P.WAIT, "2 replicas"),
+        (P.PROXY_POINT, P.READY_REPLICAS),
     ]
     assert "read at start" in s.steps[1].detail
 
@@ -99,7 +103,8 @@ def test_batching_parameters_restart_every_replica_one_at_a_time() -> None:
 def test_scaling_up_creates_and_down_removes_after_the_rest_are_ready() -> None:
     live = live_of({"instances": 2})
     up = shape({"instances": 3}, live)
-    assert [(t.op, t.target) for t in up.steps] == [(P.CREATE, "p-m-2"), (P.WAIT, "3 replicas")]
+    assert [(t.op, t.target) for t in up.steps] == [
+        (P.CREATE, "p-m-2"), (P.WAIT, "3 replicas"), (P.PROXY_POINT, P.READY_REPLICAS)]
     down = shape({"instances": 1}, live)
     assert [(t.op, t.target) for t in down.steps] == [(P.REMOVE, "p-m-1")]
 
@@ -124,10 +129,12 @@ def test_stop_and_start_are_their_own_actions() -> None:
     live = live_of({"instances": 2})
     s = shape({"instances": 2, "state": "stopped"}, live)
     assert s.action is Action.STOP
-    assert [(t.op, t.target) for t in s.steps] == [(P.STOP, "p-m-0"), (P.STOP, "p-m-1")]
+    assert [(t.op, t.target) for t in s.steps] == [
+        (P.STOP, "p-m-0"), (P.STOP, "p-m-1"), (P.PROXY_STOP, "p-m-proxy")]
     stopped = live_of({"instances": 2, "state": "stopped"})
     s = shape({"instances": 2}, stopped)
-    assert s.action is Action.START and s.steps[-1].op == P.WAIT
+    assert s.action is Action.START
+    assert [t.op for t in s.steps] == [P.START, P.START, P.WAIT, P.PROXY_START, P.PROXY_POINT]
 
 
 def test_a_degraded_replica_is_recreated_and_only_it() -> None:
@@ -141,6 +148,7 @@ def test_a_degraded_replica_is_recreated_and_only_it() -> None:
     assert [(t.op, t.target, t.detail) for t in s.steps] == [
         (P.RECREATE, "p-m-1", "p-m-1 is paused"),
         (P.WAIT, "2 replicas", "each serving version 2"),
+        (P.PROXY_POINT, P.READY_REPLICAS, ""),
     ]
 
 
@@ -163,3 +171,24 @@ def test_a_stale_logging_proxy_is_pointed_at_the_replicas_again() -> None:
     want = DesiredResource("serving", "m", essence)
     s = P.DockerPlanner(SETTINGS).shape(want, live, [])
     assert [(t.op, t.target) for t in s.steps] == [(P.PROXY_POINT, P.READY_REPLICAS)]
+
+
+def test_every_serving_gets_a_front_proxy_and_logging_is_a_setting_of_it() -> None:
+    want = DesiredResource("serving", "m", desired_essence(desired(instances=1), SETTINGS))
+    created = P.DockerPlanner(SETTINGS).shape(want, None, [])
+    assert created.steps[-1] == Step(P.PROXY_CREATE, "p-m-proxy",
+                                     "a port chosen once and kept; no inference logging")
+    d = desired(instances=1, inferenceLogging={"topic": "t"})
+    logged = type(d)(d.serving, d.model, d.source, "t", False)
+    essence = desired_essence(logged, SETTINGS)
+    s = P.DockerPlanner(SETTINGS).shape(DesiredResource("serving", "m", essence), live_of(
+        {"instances": 1}), field_diff(live_of({"instances": 1}).essence, essence))
+    assert s.action is Action.UPDATE
+    assert [(t.op, t.detail) for t in s.steps] == [
+        (P.PROXY_CONFIGURE, "logs all to topic t")]  # no restart: the address keeps answering
+
+
+def test_a_port_named_in_the_spec_moves_the_front_proxy() -> None:
+    live = live_of({"instances": 1})
+    s = shape({"instances": 1, "endpoint": {"port": 18500}}, live)
+    assert [(t.op, t.detail) for t in s.steps] == [(P.PROXY_RECREATE, "frontend.port")]

@@ -163,7 +163,7 @@ class DockerPlanner:
             for p in paths
             if not is_replica_field(p)
             and p not in ("instances", "state")
-            and not p.startswith("logging")
+            and not p.startswith(("logging", "frontend"))
         }
         if files:
             steps.append(Step(WRITE, CONFIG_FILES, _files_detail(e, files)))
@@ -206,8 +206,8 @@ class DockerPlanner:
         reload = any(p == "model.version" or p.startswith("modelConfig.") for p in files)
         if running and e["instances"] and (touched or reload):
             steps.append(_wait(e))
-        steps += self._proxy_steps(desired, live, touched or bool(extra))
         steps += [Step(REMOVE, r["name"], "extra replica") for r in extra]
+        steps += self._proxy_steps(desired, live, touched)
         return tuple(steps)
 
     def _proxy_steps(

@@ -21,8 +21,8 @@ from docker.types import Mount
 
 from declserve.backends import tfserving as tfs
 from declserve.backends.docker import essence as E
-from declserve.backends.docker.essence import AUTO_PORT
 from declserve.backends.docker.engine import engine_errors
+from declserve.backends.docker.essence import AUTO_PORT
 from declserve.backends.docker.files import atomic_write
 from declserve.errors import NotFound, NotReady, Rejected
 

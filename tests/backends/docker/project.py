@@ -133,7 +133,10 @@ class TestProject:
     def status(self) -> dict[str, dict[str, Any]]:
         return {row["name"]: row for row in json.loads(self.ok("status", "--json").stdout)}
 
-    def containers(self, serving: str | None = None) -> list[dict[str, Any]]:
+    def containers(
+        self, serving: str | None = None, *, proxies: bool = False
+    ) -> list[dict[str, Any]]:
+        """The project's replica containers (and front proxies too with `proxies`)."""
         label = f"declserve.io/project={self.name}"
         out = subprocess.run(
             ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{json .}}"],
@@ -142,6 +145,8 @@ class TestProject:
             check=True,
         ).stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        if not proxies:
+            rows = [r for r in rows if "declserve.io/role=" not in r["Labels"]]
         if serving is not None:
             rows = [r for r in rows if f"declserve.io/serving={serving}" in r["Labels"]]
         return rows

@@ -16,7 +16,7 @@ from tests.backends.docker.traffic import SteadyClient, served_version
 def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) -> None:
     project: TestProject = make_project()
     shutil.copytree(EXAMPLES / "servings", project.root / "servings")
-    assert project.containers() == []
+    assert project.containers(proxies=True) == []
     project.apply()
     status = project.status()
     specs = [
@@ -161,7 +161,7 @@ def test_unmanaged_container_in_the_way_fails_the_plan(make_project) -> None:
     assert result.returncode == 1
     assert squatter in result.stderr and "not managed by declserve" in result.stderr
     assert project.run("apply", "--auto-approve").returncode == 1
-    assert project.containers() == []  # nothing created
+    assert project.containers(proxies=True) == []  # nothing created
 
 
 def test_removed_spec_is_deleted_only_with_prune(make_project) -> None:
@@ -217,12 +217,15 @@ def test_status_and_logs_show_the_details_of_each_serving(make_project) -> None:
         and "instances 2/2" in text
     )
     assert "off" in text and "stopped" in text and "instances 0/1" in text
-    assert text.count("http://127.0.0.1:") == 2
+    assert text.count("http://127.0.0.1:") == 1  # the one address of the running serving
+    verbose = project.ok("status", "--verbose").stdout
+    assert verbose.count("http://127.0.0.1:") == 1 + 2  # and each replica's own
     one = json.loads(project.ok("status", "mnist", "--json").stdout)
     assert [r["name"] for r in one] == ["mnist"] and one[0]["servedVersions"] == [2]
     logs = project.ok("logs", "mnist", "--tail", "50").stdout.splitlines()
     replicas = {line.split(" | ")[0] for line in logs}
-    assert replicas == {f"{project.name}-mnist-0", f"{project.name}-mnist-1"}
+    assert replicas == {f"{project.name}-mnist-0", f"{project.name}-mnist-1",
+                        f"{project.name}-mnist-proxy"}
     assert any("Successfully loaded servable version" in line for line in logs)
     missing = project.run("logs", "nope")
     assert missing.returncode == 1 and "no serving named 'nope'" in missing.stderr
@@ -239,7 +242,7 @@ def test_apply_without_auto_approve_asks_and_only_yes_applies(make_project) -> N
             command, input=answer, capture_output=True, text=True, timeout=120, env=os.environ
         )
         assert declined.returncode == 1 and "Only 'yes' will be accepted" in declined.stdout
-        assert "nothing was changed" in declined.stderr and project.containers() == []
+        assert "nothing was changed" in declined.stderr and project.containers(proxies=True) == []
     accepted = subprocess.run(
         command, input="yes\n", capture_output=True, text=True, timeout=300, env=os.environ
     )

@@ -108,7 +108,7 @@ def test_empty_spec_directory_with_prune_is_refused(make_project) -> None:
     assert refused.returncode == 1 and "--allow-empty" in refused.stderr
     assert len(project.containers()) == 2
     project.apply("--prune", "--allow-empty")
-    assert project.containers() == []
+    assert project.containers(proxies=True) == []
 
 
 def test_protected_serving_survives_prune_and_destroy_until_unprotected(make_project) -> None:
@@ -125,7 +125,7 @@ def test_protected_serving_survives_prune_and_destroy_until_unprotected(make_pro
     assert len(project.containers("keep")) == 1 and project.containers("other") == []
     project.ok("unprotect", "keep")
     project.ok("destroy", "--auto-approve")
-    assert project.containers() == []
+    assert project.containers(proxies=True) == []
 
 
 def test_protection_changes_in_place(make_project) -> None:
@@ -184,7 +184,7 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
         asked = project.run("import", name)  # no terminal to answer: nothing is changed
         assert asked.returncode == 1 and "Cancelled" in asked.stderr
         assert f"remove the hand-made container(s) {name}-0, {name}-1" in asked.stdout
-        assert project.containers() == []
+        assert project.containers(proxies=True) == []
         result = project.ok("import", name, "--auto-approve")
         assert "model iris version 2, 2 instance(s)" in result.stdout
         spec = yaml.safe_load((project.root / "servings" / f"{name}.yaml").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -72,14 +73,14 @@ def test_create_makes_the_topic_first_and_none_makes_nothing(
     topics = broker_topics(kafka_broker)
     assert topics.get(topic) == 2 and topic_name(logged, "b") not in topics
     status = logged.status()
-    (front,) = status["a"]["endpoints"]  # the logging proxy is the serving's one address
-    assert status["a"]["topic"] == topic and front.startswith("http://127.0.0.1:")
-    assert not any(front.startswith(m["endpoint"]) for m in status["a"]["members"])
-    assert status["b"]["topic"] is None
-    assert [e.removesuffix("/v1/models/mnist") for e in status["b"]["endpoints"]] == [
-        m["endpoint"] for m in status["b"]["members"]
-    ]
-    assert len(logged.containers("b")) == 1  # no proxy for b
+    for name in ("a", "b"):  # each serving's one address is its front proxy
+        (front,) = status[name]["endpoints"]
+        assert front.startswith("http://127.0.0.1:")
+        assert not any(front.startswith(m["endpoint"]) for m in status[name]["members"])
+    assert status["a"]["topic"] == topic and status["b"]["topic"] is None
+    stats = json.loads(urllib.request.urlopen(
+        status["b"]["endpoints"][0].removesuffix("/v1/models/mnist") + "/-/stats").read())
+    assert stats["mode"] == "none" and stats["producer"] is False  # b logs nothing
     assert logged.detailed_exitcode() == 0
 
 
@@ -198,7 +199,7 @@ def test_broker_down_fails_plan_and_apply_and_changes_nothing(
             assert result.returncode == 1
             assert f"cannot reach Kafka at {kafka_broker.bootstrap}" in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1
-        assert logged.containers() == []
+        assert logged.containers(proxies=True) == []
     finally:
         kafka_broker.start()
 
@@ -215,7 +216,7 @@ def test_proxy_upstreams_out_of_date_are_drift_and_apply_rewrites_them(
     plan = logged.plan()
     (rc,) = plan["resource_changes"]
     assert rc["action"] == "repair" and "stale" in rc["reason"]
-    assert steps(plan, "serving.a") == [("point the logging proxy at", "the ready replicas")]
+    assert steps(plan, "serving.a") == [("point the front proxy at", "the ready replicas")]
     logged.apply()
     assert logged.detailed_exitcode() == 0
     status = logged.status()["a"]

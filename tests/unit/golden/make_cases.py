@@ -102,7 +102,7 @@ def made(
         }
         r.update(copy.deepcopy((replica_edits or {}).get(i, {})))
         replicas.append(r)
-    if topic is not None and proxy is None:
+    if proxy is None:
         proxy = {
             "name": cfg.proxy_name(s.name),
             "id": f"beef{s.name}",
