@@ -16,6 +16,8 @@ by `status` only; these keys are understood there:
     ready           int        members (replicas, pods) ready to answer
     members         list[dict] each with name, state and, where known, endpoint and
                                servedVersions; shown with `status --verbose`
+    records         dict       inference records: `produced` and `failed` (reason → count), and
+                               `refused`: requests too large to log, answered 413
 """
 
 from __future__ import annotations

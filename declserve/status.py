@@ -44,6 +44,7 @@ def serving_status(
         "instancesDesired": desired.spec.instances if desired else None,
         "endpoints": [f"{e}/v1/models/{model.get('name')}" for e in observed.get("endpoints", [])],
         "members": list(observed.get("members", [])),
+        "records": observed.get("records"),
         "topic": desired.topic if desired else None,
         "dependencies": [_dependency(a, state) for a in uses],
         "managedBySpec": desired is not None,
@@ -78,6 +79,13 @@ def print_status(rows: list[dict[str, Any]], *, verbose: bool = False) -> None:
             f"v{row['configuredVersion']} (served: {served})  "
             f"instances {row['instancesReady']}/{wanted}  topic {topic}"
         )
+        records = row.get("records")
+        if records:
+            lost = sum(records["failed"].values())
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(records["failed"].items()) if v)
+            print(f"{'':<20} records: {records['produced']} produced, {lost} not produced"
+                  + (f" ({why})" if why else "")
+                  + f", {records.get('refused', 0)} requests refused as too large to log")
         if row["healthReason"]:
             print(f"{'':<20} {row['healthReason']}")
         for endpoint in row["endpoints"]:

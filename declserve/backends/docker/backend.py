@@ -228,7 +228,7 @@ class DockerBackend(P.DockerPlanner):
             if proxy_detail and proxy_detail["running"]
             else None
         )
-        observed = {
+        observed: dict[str, Any] = {
             "endpoints": [proxy_url] if proxy_url else endpoints,
             "servedVersions": sorted({v for r in reps for v in r["servedVersions"]}),
             "ready": sum(1 for r in running if not r["problem"]),
@@ -242,6 +242,12 @@ class DockerBackend(P.DockerPlanner):
                 for r in reps
             ],
         }
+        if proxy_url and "logging" in essence:
+            counters = X.read_stats(proxy_url)
+            if counters is not None:
+                observed["records"] = {"produced": counters.get("recordsProduced", 0),
+                                       "failed": counters.get("recordsFailed", {}),
+                                       "refused": counters.get("requestsTooLarge", 0)}
         revision = ",".join(sorted(f"{r['id'][:12]}:{r['status']}" for r in reps))
         if proxy_detail:
             revision += f";{proxy_detail['id'][:12]}:{proxy_detail['running']}"

@@ -216,3 +216,13 @@ def wait_settings(url: str, want: dict[str, Any], deadline_seconds: float) -> No
     shown = {k: seen.get(k) for k in want}
     raise NotReady(f"the logging proxy at {url} did not take its new settings within "
                    f"{deadline_seconds:.0f}s (it reports {shown})")
+
+
+def read_stats(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    """The proxy's counters (requests, records produced and not produced, by reason)."""
+    try:
+        with urllib.request.urlopen(f"{url}/-/stats", timeout=timeout) as resp:
+            doc = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

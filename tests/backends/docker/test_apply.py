@@ -44,18 +44,21 @@ def test_version_bump_under_load_drops_no_request(make_project) -> None:
     project: TestProject = make_project()
     project.serving("mnist", version=1, instances=2)
     project.apply()
-    endpoints = project.status()["mnist"]["endpoints"]
-    assert len(endpoints) == 2
+    before = project.status()["mnist"]
+    replicas = [f"{m['endpoint']}/v1/models/mnist" for m in before["members"]]
+    assert len(replicas) == 2
     project.serving("mnist", version=2, instances=2)
     plan = project.plan()
     assert changes(plan, "serving.mnist") == {field("model.version", 1, 2)}
-    with SteadyClient(endpoints) as client:
+    with SteadyClient(replicas + before["endpoints"]) as client:
         project.apply()
     assert client.failures == [], client.failures[:5]
     assert client.ok > 20 and client.versions >= {"1", "2"}
-    for url in endpoints:  # the same containers, reloaded in place
+    for url in replicas:  # the same containers, reloaded in place
         assert served_version(url) == "2"
-    assert project.status()["mnist"]["endpoints"] == endpoints
+    after = project.status()["mnist"]
+    assert after["endpoints"] == before["endpoints"] and after["members"] == [
+        {**m, "servedVersions": [2]} for m in before["members"]]
 
 
 def test_scale_up_and_down(make_project) -> None:
