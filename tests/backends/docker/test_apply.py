@@ -32,9 +32,8 @@ def test_examples_apply_from_an_empty_engine_then_plan_is_empty(make_project) ->
             assert row["state"] == "stopped" and len(project.containers(row["name"])) == wanted
             continue
         assert row["state"] == "running" and row["instancesReady"] == wanted
-        assert len(row["endpoints"]) == wanted
-        for url in row["endpoints"]:
-            assert served_version(url) == str(row["desiredVersion"])
+        assert len(row["endpoints"]) == 1 and len(row["members"]) == wanted
+        assert served_version(row["endpoints"][0]) == str(row["desiredVersion"])
     again = project.run("plan", "--detailed-exitcode", "--no-color")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "No changes." in again.stdout
