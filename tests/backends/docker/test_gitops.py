@@ -4,12 +4,13 @@ protection and history."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.backends.docker.project import TestProject, changes, field
+from tests.backends.docker.project import ROOT, TestProject, changes, field
 from tests.backends.docker.traffic import predict
 
 
@@ -160,6 +161,9 @@ def test_history_lists_every_apply_with_its_outcome(make_project) -> None:
 def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_project) -> None:
     project: TestProject = make_project()
     (project.root / "servings").mkdir()
+    schema = project.root.parent / "schema"  # as in this repository: a schema/ above the project
+    schema.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "schema" / "serving.schema.json", schema)
     model_dir = project.root / "registry" / "Models" / "iris"
     name = f"{project.name}x"  # a serving name nobody else uses on this engine
     for i in range(2):
@@ -187,7 +191,10 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
         assert project.containers(proxies=True) == []
         result = project.ok("import", name, "--auto-approve")
         assert "model iris version 2, 2 instance(s)" in result.stdout
-        spec = yaml.safe_load((project.root / "servings" / f"{name}.yaml").read_text())
+        written = (project.root / "servings" / f"{name}.yaml").read_text()
+        header = "# yaml-language-server: $schema=../../schema/serving.schema.json"
+        assert written.startswith(header)
+        spec = yaml.safe_load(written)
         assert spec["spec"] == {
             "model": {"name": "iris", "version": 2},
             "instances": 2,
