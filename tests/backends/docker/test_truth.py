@@ -163,7 +163,7 @@ def test_a_replica_restarted_by_hand_that_never_opens_its_port_is_repaired(make_
     try:
         docker("restart", "-t", "1", f"{project.name}-m-1")
     finally:
-        hidden.rename(model)  # back: the double does not retry a failed load (the real one, each minute)
+        hidden.rename(model)  # back: the double does not retry a failed load
     assert project.detailed_exitcode() == 2
     (rc,) = project.plan()["resource_changes"]
     assert rc["action"] == "repair" and f"{project.name}-m-1 does not answer" in rc["reason"]
