@@ -98,10 +98,11 @@ def _in_process(project: Path, name: str) -> tuple[float, float, float]:
     return timings[0], timings[1], timings[2]
 
 
-def _image() -> str:
+def _image(script: str = "testinfra/tfserving-double/build.sh") -> str:
+    """The image a build script made (its last line), built when missing."""
     return (
         subprocess.run(
-            ["bash", str(ROOT / "testinfra/tfserving-double/build.sh")],
+            ["bash", str(ROOT / script)],
             capture_output=True,
             text=True,
             check=True,
@@ -123,6 +124,7 @@ def bench_engine() -> None:
         "spec:\n  registry: registry\n  backend:\n    type: docker\n"
         f"    image: {_image()}\n    stateDir: {base / 'state'}\n"
         "    pullPolicy: never\n    pollSeconds: 1\n"
+        f"    loggingProxyImage: {_image('scripts/build-logproxy-image.sh')}\n"
     )
     for i in range(SERVINGS):
         (project / "servings" / f"s{i}.yaml").write_text(

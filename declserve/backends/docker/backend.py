@@ -565,7 +565,16 @@ class DockerBackend(P.DockerPlanner):
             start=running,
         )
         if running:
-            X.wait_healthy(f"http://{self.settings.host}:{port}", self.settings.ready_timeout)
+            try:
+                X.wait_healthy(f"http://{self.settings.host}:{port}", self.settings.ready_timeout)
+            except NotReady as exc:
+                _, proxy = self._containers(d.name)
+                if proxy is None or proxy["State"].get("Running"):
+                    raise
+                with engine_errors(f"read the log of {proxy['Name'].lstrip('/')}"):
+                    tail = self.api.logs(proxy["Id"], tail=5).decode(errors="replace").strip()
+                raise NotReady(f"the front proxy {proxy['Name'].lstrip('/')} stopped "
+                               f"({proxy['State'].get('Status')}): {tail[-400:]}") from exc
 
     # ---- project records: lock, history, protection ---------------------------------------
     @property

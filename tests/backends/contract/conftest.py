@@ -15,7 +15,8 @@ BACKENDS = ["docker"]
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     if request.param == "docker":
-        made = DockerHarness(tmp_path, request.getfixturevalue("tfs_double_image"))
+        made = DockerHarness(tmp_path, request.getfixturevalue("tfs_double_image"),
+                             request.getfixturevalue("logproxy_image"))
     else:  # pragma: no cover - a backend listed without a harness
         raise AssertionError(f"no harness for backend {request.param}")
     try:

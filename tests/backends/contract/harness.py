@@ -44,13 +44,15 @@ def docker(*args: str) -> str:
 class DockerHarness:
     name = "docker"
 
-    def __init__(self, base: Path, image: str) -> None:
+    def __init__(self, base: Path, image: str, proxy_image: str) -> None:
         self.base = base
         self.image = image
+        self.proxy_image = proxy_image
         self.made: list[TestProject] = []
         self.hand: list[str] = []
 
     def project(self, **kw: Any) -> TestProject:
+        kw.setdefault("proxy_image", self.proxy_image)
         project = TestProject(self.base, self.image, **kw)
         self.made.append(project)
         return project
