@@ -1,6 +1,7 @@
 """Shared pytest set-up: the real-server fixtures live in tests/fixtures/, one module per server."""
 
 pytest_plugins = [
+    "tests.fixtures.cluster",
     "tests.fixtures.docker_engine",
     "tests.fixtures.kafka",
     "tests.fixtures.kube",
