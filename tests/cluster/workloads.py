@@ -73,7 +73,7 @@ def service(name: str, node_port: bool) -> dict:
 
 
 def apply(cluster: Cluster, namespace: str, *objs: dict) -> None:
-    body = "\n---\n".join(json.dumps(o) for o in objs)
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=body)
 
 
