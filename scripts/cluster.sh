@@ -142,7 +142,7 @@ save_host() {
   : >"$W/saved/paths"
   for k in "${HOST_PATHS[@]}"; do [ -e "$k" ] && echo "$k" >>"$W/saved/paths"; done
   : >"$W/saved/cgroups"
-  for k in "${CGROUP_HIERARCHIES[@]}"; do
+  for k in "${CGROUP_HIERARCHIES[@]}" unified; do
     [ -d "/sys/fs/cgroup/$k/$CGROUP_ROOT" ] && echo "$k" >>"$W/saved/cgroups"
   done
   local ipt
@@ -227,7 +227,8 @@ make_cgroups() {
 
 remove_cgroups() {
   local h d
-  for h in "${CGROUP_HIERARCHIES[@]}"; do
+  # kubelet also makes its tree in the cgroup v2 hierarchy mounted at /sys/fs/cgroup/unified
+  for h in "${CGROUP_HIERARCHIES[@]}" unified; do
     d="/sys/fs/cgroup/$h/$CGROUP_ROOT"
     [ -d "$d" ] || continue
     if [ -f "$W/saved/cgroups" ] && grep -qxF "$h" "$W/saved/cgroups"; then continue; fi

@@ -11,8 +11,9 @@ mounts, cgroup directories (every v1 hierarchy) and the host paths kubelet/CNI/r
 
 Objects of the Docker engine are left out on purpose: other tests create and remove containers
 and networks while this runs, and the cluster never touches them. Left out are: chains named
-DOCKER* and rules naming them or a Docker bridge (docker0, br-*); links docker0, br-* and veths
-enslaved to them; routes on those bridges; mounts under /var/lib/docker, /run/docker; cgroup
+DOCKER* and rules naming them or a Docker bridge (docker0, br-*), the engine's per-container
+hairpin MASQUERADE rules; links docker0, br-* and veths
+enslaved to them; routes on those bridges and on veths (a veth left behind shows among the links); mounts under /var/lib/docker, /run/docker; cgroup
 subtrees named docker; mmdebstrap's temporary chroots (image builds); the memory cgroups of this
 machine's process supervisor (/process_api).
 """
@@ -37,7 +38,10 @@ VOLATILE_SYSCTL = re.compile(
     r"kernel\.unprivileged_userns_apparmor_policy$|user\.max_)")
 PER_IFACE = re.compile(r"^net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\.")
 DOCKER_IFACE = re.compile(r"^(docker\d*|br-[0-9a-f]{12})$")
-DOCKER_RULE = re.compile(r"DOCKER|docker0|\bbr-[0-9a-f]{12}\b")
+DOCKER_RULE = re.compile(r"DOCKER|docker0|\bbr-[0-9a-f]{12}\b"
+                         # the engine's hairpin rule for a published port of one container
+                         r"|^-A POSTROUTING -s (\S+)/32 -d \1/32 -p \w+ -m \w+ --dport \d+ "
+                         r"-j MASQUERADE$")
 
 
 def sysctls() -> dict[str, str]:
@@ -99,7 +103,8 @@ def routes() -> list[str]:
     for fam in ("-4", "-6"):
         for r in _ip_json(fam, "route", "show", "table", "all"):
             dev = r.get("dev", "")
-            if DOCKER_IFACE.match(dev) or (dev.startswith("veth") and r.get("table") == "local"):
+            # routes of veths: a veth left behind shows in links() already
+            if DOCKER_IFACE.match(dev) or dev.startswith("veth"):
                 continue
             out.append(f"{fam} {r.get('dst')} dev={dev} table={r.get('table', 'main')} "
                        f"via={r.get('gateway', '-')}")
