@@ -81,7 +81,8 @@ start() { # name, args...: start in its own session, log to $W/logs/<name>.log
   local name=$1; shift
   local bin; bin=$(binpath "$name")
   [ -z "$(pid_of "$name")" ] || return 0
-  setsid "$bin" "$@" >>"$W/logs/$name.log" 2>&1 </dev/null &
+  # 7>&-: the daemons must not inherit (and so hold) the lock of this script
+  setsid "$bin" "$@" >>"$W/logs/$name.log" 2>&1 </dev/null 7>&- &
   echo $! >"$W/pids/$name"
 }
 
@@ -690,9 +691,15 @@ cmd_down() {
   say "cluster down; host restored"
 }
 
+script_lock() { # one up/down at a time (test sessions of several checkouts share the cluster)
+  mkdir -p "$CL"
+  exec 7>"$CL/.script.lock"
+  flock -w 1800 7 || die "another scripts/cluster.sh held $CL/.script.lock for 30 min"
+}
+
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) script_lock; cmd_up ;;
+  down) script_lock; cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
   *) echo "usage: scripts/cluster.sh up | down | env | status" >&2; exit 2 ;;
