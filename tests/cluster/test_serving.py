@@ -4,6 +4,8 @@ version without dropping a request, sees ConfigMap changes, and its logs are rea
 the API (what `declserve logs` will use)."""
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
 
@@ -11,7 +13,7 @@ import pytest
 
 from tests.cluster.workloads import (MODEL, PRESTOP_SECONDS, apply, configmap, double_deployment,
                                      http, node_port, pods_of, service, wait_rollout)
-from tests.fixtures.cluster import Cluster
+from tests.fixtures.cluster import Cluster, no_proxy_env
 from tests.fixtures.polling import wait_until
 
 # The first run may build the cluster's binaries inside the session fixture.
@@ -49,6 +51,27 @@ def test_deployment_goes_ready_and_answers_on_loopback(cluster: Cluster, serving
     assert body["model_version_status"][0]["version"] == "1"
     status, body = http("POST", f"{url}/v1/models/{MODEL}:predict", {"instances": [[1.0, 2.0]]})
     assert status == 200 and body["model_version"] == "1", body
+
+
+def test_port_forward_on_loopback_answers(cluster: Cluster, serving) -> None:
+    """`kubectl port-forward --address 127.0.0.1` (API server -> kubelet -> containerd)."""
+    ns, _ = serving
+    proc = subprocess.Popen(["/usr/bin/kubectl", "--kubeconfig", str(cluster.kubeconfig), "-n", ns,
+                             "port-forward", "--address", "127.0.0.1", f"svc/{NAME}", ":8501"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=no_proxy_env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8501"
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8501", line)
+        assert m, line
+        url = f"http://127.0.0.1:{m.group(1)}/v1/models/{MODEL}"
+        status, body = wait_until(lambda: (r := http("GET", url))[0] == 200 and r, timeout=30,
+                                  message=f"GET {url}")
+        assert body["model_version_status"][0]["state"] == "AVAILABLE"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_pod_logs_readable_through_the_api(cluster: Cluster, serving) -> None:
