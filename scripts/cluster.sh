@@ -72,9 +72,9 @@ pid_of() { # pid of a component we started, or nothing
   local f="$W/pids/$1" pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(binpath "$1")"; then
-    echo "$pid"
-  fi
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+  if [[ "$cmdline" == *"$(binpath "$1")"* ]]; then echo "$pid"; fi
 }
 
 start() { # name, args...: start in its own session, log to $W/logs/<name>.log
@@ -195,8 +195,10 @@ clean_iptables() {
         *) continue ;;
       esac
       # a table whose chains hold no rule: only "chain X {", "type ... hook ...;" and "}" lines
+      local listing
       # shellcheck disable=SC2086
-      if ! nft list table ${t#table } 2>/dev/null | grep -vE '^table |^\s*chain |^\s*type |^\s*}|^\s*$' | grep -q .; then
+      listing=$(nft list table ${t#table } 2>/dev/null) || continue
+      if [ -z "$(grep -vE '^table |^\s*chain |^\s*type |^\s*}|^\s*$' <<<"$listing")" ]; then
         # shellcheck disable=SC2086
         nft delete table ${t#table } 2>/dev/null || true
       fi
@@ -496,12 +498,15 @@ images_to_import() {
 import_images() { # docker save | ctr import, only when the Docker image ID changed
   local sock="$W/containerd/containerd.sock" img id stamp tags
   mkdir -p "$CL/imported"
+  # the list first: `ctr ... | grep -q` would fail under pipefail when grep exits early
+  local have
+  have=$(ctr -a "$sock" -n k8s.io images ls -q)
   while read -r img; do
     id=$(docker image inspect --format '{{.Id}}' "$img" 2>/dev/null) \
       || die "image $img is not in the Docker engine (build it: scripts/setup.sh test)"
     stamp="$CL/imported/$(echo "$img" | tr '/:' '__')"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$id" ] \
-       && ctr -a "$sock" -n k8s.io images ls -q | grep -qxF "docker.io/$img"; then
+       && grep -qxF "docker.io/$img" <<<"$have"; then
       continue
     fi
     # every tag of that repository that points at the same image (e.g. :latest and :<hash>)
@@ -540,7 +545,7 @@ cmd_status() {
   local c pid
   for c in "${COMPONENTS[@]}"; do
     pid=$(pid_of "$c")
-    printf '%-24s %s\n' "$c" "${pid:+running (pid $pid)}${pid:-stopped}"
+    if [ -n "$pid" ]; then printf '%-24s running (pid %s)\n' "$c" "$pid"; else printf '%-24s stopped\n' "$c"; fi
   done
 }
 
