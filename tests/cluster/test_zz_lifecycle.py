@@ -21,7 +21,7 @@ import pytest
 
 from tests.fixtures.cluster import Cluster, host_diff, host_snapshot
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = pytest.mark.timeout(1800)  # up to 900 s waiting for other sessions, then 4 cycles
 
 CACHED_UP_LIMIT_S = 60
 
