@@ -3,8 +3,9 @@
 #
 #   scripts/setup.sh demo   Python venv with declserve, a running Docker engine, the
 #                           TensorFlow Serving double image when tensorflow/serving is absent
-#   scripts/setup.sh test   all of the above plus the test servers: the Kafka broker's jars
-#                           and the Kubernetes API server binaries (built once, cached)
+#   scripts/setup.sh test   all of the above plus the test servers: the Kafka broker's jars,
+#                           the Kubernetes API server binaries and the single-node cluster's
+#                           parts (built once, cached)
 #
 # Heavy downloads and builds are cached under ~/.cache/declserve-test/, so a second run is fast.
 set -euo pipefail
@@ -59,5 +60,7 @@ if [ "$what" = "test" ]; then
     bash testinfra/kafka/setup.sh
     say "building etcd and kube-apiserver (cached; the first build takes a while)"
     bash testinfra/kube/setup.sh
+    say "installing and building the single-node cluster's parts (cached; scripts/cluster.sh)"
+    bash testinfra/cluster/setup.sh
 fi
 say "ready"

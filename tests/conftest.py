@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.docker_engine",
     "tests.fixtures.kafka",
     "tests.fixtures.kube",
+    "tests.fixtures.cluster",  # after kafka and kube, which it imports
     "tests.fixtures.logproxy",
 ]

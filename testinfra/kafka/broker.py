@@ -17,6 +17,10 @@ Everything about one broker lives in DIR:
     DIR/broker.pid          pid of the running JVM
     DIR/bootstrap           "127.0.0.1:PORT"
 
+With ``pods_host`` (e.g. the test cluster's node address on its pod bridge, 10.244.0.1) the
+broker has a second listener PODS://pods_host:PORT2, advertised as such, so that pods reach it
+(``pods_bootstrap``) while the tests keep using 127.0.0.1.
+
 A second ``start`` on the same DIR reuses the ports, the cluster id and the data, so a test can
 stop the broker and start it again on the same address. The jars come from setup.sh (see
 ``ensure_libs``).
@@ -246,8 +250,9 @@ class KafkaBroker:
     def __init__(self, dir: str | os.PathLike, libs: str | os.PathLike | None = None,
                  heap: str = DEFAULT_HEAP, node_id: int = 1,
                  extra_properties: dict[str, str] | None = None, die_with_parent: bool = False,
-                 jvm_opts: list[str] | None = None):
+                 jvm_opts: list[str] | None = None, pods_host: str | None = None):
         self.dir = Path(dir).resolve()
+        self.pods_host = pods_host
         self.libs = Path(libs) if libs else None
         self.heap = heap
         self.node_id = node_id
@@ -285,6 +290,14 @@ class KafkaBroker:
         return f"{HOST}:{self.port}"
 
     @property
+    def pods_bootstrap(self) -> str:
+        """The bootstrap address of the PODS listener (only with ``pods_host``)."""
+        st = self._state()
+        if not st.get("pods_port"):
+            raise BrokerError(f"broker in {self.dir} has no pods listener")
+        return f"{st['pods_host']}:{st['pods_port']}"
+
+    @property
     def cluster_id(self) -> str:
         return self._state()["cluster_id"]
 
@@ -311,6 +324,17 @@ class KafkaBroker:
         left = re.findall(r"@[A-Z_]+@", text)
         if left:
             raise BrokerError(f"unfilled placeholders in server.properties.in: {left}")
+        if self.pods_host:
+            # A second listener for pods; the later keys override the template's.
+            pport = free_port(exclude=(bport, cport))
+            st.update(pods_host=self.pods_host, pods_port=pport)
+            text += (
+                "\n# second listener for the test cluster's pods (broker.py pods_host)\n"
+                f"listeners=PLAINTEXT://{HOST}:{bport},CONTROLLER://{HOST}:{cport},"
+                f"PODS://{self.pods_host}:{pport}\n"
+                f"advertised.listeners=PLAINTEXT://{HOST}:{bport},PODS://{self.pods_host}:{pport}\n"
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+                "PODS:PLAINTEXT\n")
         if self.extra_properties:
             text += "\n# extra properties\n" + "".join(
                 f"{k}={v}\n" for k, v in self.extra_properties.items())

@@ -26,7 +26,10 @@ done
 "$GO" mod edit -go="$(sed -n 's/^go //p' "$KMOD")"
 gd=$(sed -n 's/^godebug //p' "$KMOD")
 [ -z "$gd" ] || "$GO" mod edit -godebug="$gd"
-# The tool directive keeps k8s.io/kubernetes/cmd/kube-apiserver in go.mod (and in `go mod tidy`).
-"$GO" get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S"
+# The tool directives keep the commands in go.mod (and in `go mod tidy`): kube-apiserver for the
+# API-server-only fixture, the other four for the single-node cluster (scripts/cluster.sh).
+for cmd in kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy; do
+  "$GO" get -tool "k8s.io/kubernetes/cmd/$cmd@$K8S"
+done
 "$GO" mod tidy
 echo "regen.sh: go.mod/go.sum regenerated for $K8S (staging modules at $STG)"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Build the etcd and kube-apiserver binaries used by tests/fixtures/kube.py.
+# Build the etcd and kube-apiserver binaries used by tests/fixtures/kube.py, and with --cluster
+# also kubelet, kube-controller-manager, kube-scheduler and kube-proxy for scripts/cluster.sh.
 #
-#   testinfra/kube/setup.sh                  build whatever is missing (idempotent)
+#   testinfra/kube/setup.sh                  build etcd + kube-apiserver if missing (idempotent)
+#   testinfra/kube/setup.sh --cluster        ... and the four node/controller binaries
 #   testinfra/kube/setup.sh --print-bin-dir  print the binary directory, build nothing
 #
 # Versions come from the committed wrapper modules (testinfra/etcd/go.mod and
 # testinfra/kube-apiserver/go.mod); the binaries go to
 #   ${DECLSERVE_TEST_CACHE:-~/.cache/declserve-test}/kube/bin/<k8s-version>-<etcd-version>/
 # and the Go module/build caches to .../go/{mod,build}, so a rebuild after a version bump is
-# quick. Nothing is built when both binaries are already there.
+# quick. Nothing is built when the binaries asked for are already there.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,11 +36,19 @@ if [ "${1:-}" = "--print-bin-dir" ]; then
   echo "$BIN"
   exit 0
 fi
-[ $# -eq 0 ] || die "unknown argument: $1 (usage: setup.sh [--print-bin-dir])"
+WANT=(etcd kube-apiserver)
+if [ "${1:-}" = "--cluster" ]; then
+  WANT+=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+  shift
+fi
+[ $# -eq 0 ] || die "unknown argument: $1 (usage: setup.sh [--cluster | --print-bin-dir])"
 
-have() { [ -x "$BIN/etcd" ] && [ -x "$BIN/kube-apiserver" ]; }
+have() {
+  local b
+  for b in "${WANT[@]}"; do [ -x "$BIN/$b" ] || return 1; done
+}
 if have; then
-  log "etcd $ETCD_VERSION and kube-apiserver $K8S_VERSION already built in $BIN"
+  log "${WANT[*]} ($K8S_VERSION, etcd $ETCD_VERSION) already built in $BIN"
   exit 0
 fi
 
@@ -83,8 +93,10 @@ build() { # name, module dir, package, extra ldflags
 
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 build etcd "$ETCD_MOD" . ""
-build kube-apiserver "$KAS_MOD" k8s.io/kubernetes/cmd/kube-apiserver \
-  "-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+for name in "${WANT[@]}"; do
+  [ "$name" = etcd ] || build "$name" "$KAS_MOD" "k8s.io/kubernetes/cmd/$name" "$k8s_ldflags"
+done
 
 have || die "binaries missing in $BIN after the build"
 log "ready: $("$BIN/etcd" --version | head -n1), kube-apiserver $("$BIN/kube-apiserver" --version | awk '{print $2}') in $BIN"
