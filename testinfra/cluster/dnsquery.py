@@ -5,6 +5,7 @@
                                                            # exit 1: no answer / no A record
 Used by scripts/cluster.sh to wait until the cluster DNS (CoreDNS on the pod bridge) answers.
 """
+
 from __future__ import annotations
 
 import random
@@ -37,10 +38,10 @@ def query_a(server: str, name: str, timeout: float = 2.0) -> list[str]:
             while data[pos]:
                 pos += data[pos] + 1
             pos += 1
-        rtype, _, _, rdlen = struct.unpack(">HHIH", data[pos:pos + 10])
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[pos : pos + 10])
         pos += 10
         if rtype == 1 and rdlen == 4:
-            out.append(socket.inet_ntoa(data[pos:pos + 4]))
+            out.append(socket.inet_ntoa(data[pos : pos + 4]))
         pos += rdlen
     return out
 

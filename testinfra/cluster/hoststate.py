@@ -12,11 +12,13 @@ mounts, cgroup directories (every v1 hierarchy) and the host paths kubelet/CNI/r
 Objects of the Docker engine are left out on purpose: other tests create and remove containers
 and networks while this runs, and the cluster never touches them. Left out are: chains named
 DOCKER* and rules naming them or a Docker bridge (docker0, br-*), the engine's per-container
-hairpin MASQUERADE rules; links docker0, br-* and veths
-enslaved to them; routes on those bridges and on veths (a veth left behind shows among the links); mounts under /var/lib/docker, /run/docker; cgroup
+hairpin MASQUERADE rules; links docker0, br-* and veths enslaved to them; routes on those
+bridges and on veths (a veth left behind shows among the links); mounts under
+/var/lib/docker, /run/docker; cgroup
 subtrees named docker; mmdebstrap's temporary chroots (image builds); the memory cgroups of this
 machine's process supervisor (/process_api).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,21 +29,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-HOST_PATHS = ["/var/lib/kubelet", "/var/lib/kubelet/device-plugins", "/var/log/containers",
-              "/var/log/pods", "/var/lib/cni", "/var/lib/cni/results",
-              "/run/containerd/runc/k8s.io", "/var/run/netns", "/etc/cni", "/opt/cni"]
+HOST_PATHS = [
+    "/var/lib/kubelet",
+    "/var/lib/kubelet/device-plugins",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/var/lib/cni",
+    "/var/lib/cni/results",
+    "/run/containerd/runc/k8s.io",
+    "/var/run/netns",
+    "/etc/cni",
+    "/opt/cni",
+]
 VOLATILE_SYSCTL = re.compile(
     r"^(kernel\.random\.|kernel\.ns_last_pid$|kernel\.pty\.nr$|kernel\.sched_|kernel\.perf_|"
     r"fs\.(dentry-state|inode-nr|inode-state|file-nr|aio-nr|quota\.)|fs\.binfmt_misc\.|"
     r"net\.netfilter\.nf_conntrack_count$|vm\.stat_refresh$|vm\.drop_caches$|"
     r"net\.ipv[46]\.route\.flush$|dev\.cdrom\.|kernel\.tainted$|"
-    r"kernel\.unprivileged_userns_apparmor_policy$|user\.max_)")
+    r"kernel\.unprivileged_userns_apparmor_policy$|user\.max_)"
+)
 PER_IFACE = re.compile(r"^net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\.")
 DOCKER_IFACE = re.compile(r"^(docker\d*|br-[0-9a-f]{12})$")
-DOCKER_RULE = re.compile(r"DOCKER|docker0|\bbr-[0-9a-f]{12}\b"
-                         # the engine's hairpin rule for a published port of one container
-                         r"|^-A POSTROUTING -s (\S+)/32 -d \1/32 -p \w+ -m \w+ --dport \d+ "
-                         r"-j MASQUERADE$")
+DOCKER_RULE = re.compile(
+    r"DOCKER|docker0|\bbr-[0-9a-f]{12}\b"
+    # the engine's hairpin rule for a published port of one container
+    r"|^-A POSTROUTING -s (\S+)/32 -d \1/32 -p \w+ -m \w+ --dport \d+ "
+    r"-j MASQUERADE$"
+)
 
 
 def sysctls() -> dict[str, str]:
@@ -49,7 +63,7 @@ def sysctls() -> dict[str, str]:
     for root, _dirs, files in os.walk("/proc/sys"):
         for f in files:
             path = os.path.join(root, f)
-            key = path[len("/proc/sys/"):].replace("/", ".")
+            key = path[len("/proc/sys/") :].replace("/", ".")
             m = PER_IFACE.match(key)
             if (m and m.group(3) not in ("all", "default")) or VOLATILE_SYSCTL.match(key):
                 continue
@@ -106,8 +120,10 @@ def routes() -> list[str]:
             # routes of veths: a veth left behind shows in links() already
             if DOCKER_IFACE.match(dev) or dev.startswith("veth"):
                 continue
-            out.append(f"{fam} {r.get('dst')} dev={dev} table={r.get('table', 'main')} "
-                       f"via={r.get('gateway', '-')}")
+            out.append(
+                f"{fam} {r.get('dst')} dev={dev} table={r.get('table', 'main')} "
+                f"via={r.get('gateway', '-')}"
+            )
     return sorted(out)
 
 
@@ -118,8 +134,9 @@ def mounts() -> list[str]:
             parts = line.split()
             target = parts[4].replace("\\040", " ")
             fstype = parts[parts.index("-") + 1]
-            if target.startswith(("/var/lib/docker/", "/run/docker/", "/var/run/docker/",
-                                  "/tmp/mmdebstrap.")):
+            if target.startswith(
+                ("/var/lib/docker/", "/run/docker/", "/var/run/docker/", "/tmp/mmdebstrap.")
+            ):
                 continue
             out.append(f"{target} {fstype}")
     return sorted(out)

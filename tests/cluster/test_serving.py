@@ -2,6 +2,7 @@
 it goes Ready behind a readiness probe, answers on 127.0.0.1 through a NodePort, rolls to a new
 version without dropping a request, sees ConfigMap changes, and its logs are readable through
 the API (what `declserve logs` will use)."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,18 @@ import time
 
 import pytest
 
-from tests.cluster.workloads import (MODEL, PRESTOP_SECONDS, apply, configmap, double_deployment,
-                                     http, node_port, pods_of, service, wait_rollout)
+from tests.cluster.workloads import (
+    MODEL,
+    PRESTOP_SECONDS,
+    apply,
+    configmap,
+    double_deployment,
+    http,
+    node_port,
+    pods_of,
+    service,
+    wait_rollout,
+)
 from tests.fixtures.cluster import Cluster, no_proxy_env
 from tests.fixtures.polling import wait_until
 
@@ -27,8 +38,13 @@ def serving(cluster: Cluster, cluster_namespace: str) -> tuple[str, str]:
     """Deployment (2 replicas) + NodePort Service of the double, serving mnist version 1."""
     ns = cluster_namespace
     t0 = time.monotonic()
-    apply(cluster, ns, configmap("mnist-v1", 1), double_deployment(NAME, "mnist-v1"),
-          service(NAME, node_port=True))
+    apply(
+        cluster,
+        ns,
+        configmap("mnist-v1", 1),
+        double_deployment(NAME, "mnist-v1"),
+        service(NAME, node_port=True),
+    )
     wait_rollout(cluster, ns, NAME)
     print(f"2 replicas Ready {time.monotonic() - t0:.1f}s after apply")
     url = f"http://127.0.0.1:{node_port(cluster, ns, NAME)}"
@@ -45,8 +61,11 @@ def test_deployment_goes_ready_and_answers_on_loopback(cluster: Cluster, serving
         assert pod.status.pod_ip.startswith("10.244.0."), pod.status.pod_ip
         mount = next(m for m in pod.spec.containers[0].volume_mounts if m.name == "registry")
         assert mount.read_only is True
-    status, body = wait_until(lambda: (r := http("GET", f"{url}/v1/models/{MODEL}"))[0] == 200
-                              and r, timeout=30, message=f"GET {url}/v1/models/{MODEL}")
+    status, body = wait_until(
+        lambda: (r := http("GET", f"{url}/v1/models/{MODEL}"))[0] == 200 and r,
+        timeout=30,
+        message=f"GET {url}/v1/models/{MODEL}",
+    )
     assert body["model_version_status"][0]["state"] == "AVAILABLE"
     assert body["model_version_status"][0]["version"] == "1"
     status, body = http("POST", f"{url}/v1/models/{MODEL}:predict", {"instances": [[1.0, 2.0]]})
@@ -56,18 +75,33 @@ def test_deployment_goes_ready_and_answers_on_loopback(cluster: Cluster, serving
 def test_port_forward_on_loopback_answers(cluster: Cluster, serving) -> None:
     """`kubectl port-forward --address 127.0.0.1` (API server -> kubelet -> containerd)."""
     ns, _ = serving
-    proc = subprocess.Popen(["/usr/bin/kubectl", "--kubeconfig", str(cluster.kubeconfig), "-n", ns,
-                             "port-forward", "--address", "127.0.0.1", f"svc/{NAME}", ":8501"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=no_proxy_env())
+    proc = subprocess.Popen(
+        [
+            "/usr/bin/kubectl",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "-n",
+            ns,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            f"svc/{NAME}",
+            ":8501",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=no_proxy_env(),
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8501"
         m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8501", line)
         assert m, line
         url = f"http://127.0.0.1:{m.group(1)}/v1/models/{MODEL}"
-        status, body = wait_until(lambda: (r := http("GET", url))[0] == 200 and r, timeout=30,
-                                  message=f"GET {url}")
+        status, body = wait_until(
+            lambda: (r := http("GET", url))[0] == 200 and r, timeout=30, message=f"GET {url}"
+        )
         assert body["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
         proc.terminate()
@@ -89,8 +123,12 @@ def test_configmap_change_reaches_the_mounted_file(cluster: Cluster, serving) ->
     assert cluster.kubectl(*read).stdout == "initial"
     t0 = time.monotonic()
     cluster.core().patch_namespaced_config_map("mnist-v1", ns, {"data": {"note": "changed"}})
-    wait_until(lambda: cluster.kubectl(*read).stdout == "changed", timeout=120, interval=0.5,
-               message="the new ConfigMap value in the running pod's mounted file")
+    wait_until(
+        lambda: cluster.kubectl(*read).stdout == "changed",
+        timeout=120,
+        interval=0.5,
+        message="the new ConfigMap value in the running pod's mounted file",
+    )
     seconds = time.monotonic() - t0
     print(f"ConfigMap change reached the mounted file in {seconds:.1f}s")
     assert seconds < 120
@@ -107,8 +145,9 @@ def test_rolling_update_drops_no_request(cluster: Cluster, serving) -> None:
     def client() -> None:
         while not stop.is_set():
             try:
-                status, body = http("POST", f"{url}/v1/models/{MODEL}:predict",
-                                    {"instances": [[1.0, 2.0]]})
+                status, body = http(
+                    "POST", f"{url}/v1/models/{MODEL}:predict", {"instances": [[1.0, 2.0]]}
+                )
                 results.append((status, body.get("model_version", "")))
             except Exception as exc:  # noqa: BLE001 - a refused/reset connection is a failure
                 errors.append(repr(exc))
@@ -120,13 +159,23 @@ def test_rolling_update_drops_no_request(cluster: Cluster, serving) -> None:
         wait_until(lambda: len(results) >= 5, timeout=30, message="first answers")
         apply(cluster, ns, configmap("mnist-v2", 2))
         t0 = time.monotonic()
-        cluster.apps().patch_namespaced_deployment(NAME, ns, {"spec": {"template": {"spec": {
-            "volumes": [{"name": "config", "configMap": {"name": "mnist-v2"}}]}}}})
+        cluster.apps().patch_namespaced_deployment(
+            NAME,
+            ns,
+            {
+                "spec": {
+                    "template": {
+                        "spec": {"volumes": [{"name": "config", "configMap": {"name": "mnist-v2"}}]}
+                    }
+                }
+            },
+        )
         wait_rollout(cluster, ns, NAME, timeout=180)
         rolled = time.monotonic() - t0
-        old_gone = lambda: all(  # noqa: E731
-            p.metadata.deletion_timestamp is None for p in pods_of(cluster, ns, NAME)) \
-            and len(pods_of(cluster, ns, NAME)) == 2
+        def old_gone() -> bool:
+            pods = pods_of(cluster, ns, NAME)
+            return all(p.metadata.deletion_timestamp is None for p in pods) and len(pods) == 2
+
         wait_until(old_gone, timeout=60, message="old pods gone")
         n = len(results)
         wait_until(lambda: len(results) >= n + 20, timeout=30, message="answers after the roll")
@@ -135,8 +184,10 @@ def test_rolling_update_drops_no_request(cluster: Cluster, serving) -> None:
         thread.join(timeout=10)
     failed = [r for r in results if r[0] != 200]
     versions = {v for s, v in results if s == 200}
-    print(f"rolling update in {rolled:.1f}s with preStop sleep {PRESTOP_SECONDS}s: "
-          f"{len(results)} requests, {len(failed)} failed")
+    print(
+        f"rolling update in {rolled:.1f}s with preStop sleep {PRESTOP_SECONDS}s: "
+        f"{len(results)} requests, {len(failed)} failed"
+    )
     assert not failed, f"{len(failed)} of {len(results)} requests failed: {errors[:5]}"
     assert versions == {"1", "2"}, versions
     assert results[-1] == (200, "2")

@@ -15,6 +15,7 @@ paths kubelet/CNI/runc create.
 It holds the cluster exclusively (tests/fixtures/cluster.py): test sessions of other checkouts
 that use the cluster at the same moment finish first.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,7 @@ CACHED_UP_LIMIT_S = 60
 
 def test_down_restores_the_host_and_a_cached_up_is_fast(cluster: Cluster) -> None:
     with cluster.exclusively():
-        by_tests = cluster.started_by_tests()   # a cluster started by hand stays running after
+        by_tests = cluster.started_by_tests()  # a cluster started by hand stays running after
         cluster.down()
         after_session = host_snapshot()
         session_diff = host_diff(cluster.before_up, after_session) if cluster.before_up else []
@@ -45,6 +46,7 @@ def test_down_restores_the_host_and_a_cached_up_is_fast(cluster: Cluster) -> Non
 
     assert ready == "True"
     assert up_seconds < CACHED_UP_LIMIT_S, f"cached up took {up_seconds:.1f}s"
-    assert not session_diff, "host differs after down from before the session's up:\n" + \
-        "\n".join(session_diff)
+    assert not session_diff, "host differs after down from before the session's up:\n" + "\n".join(
+        session_diff
+    )
     assert not cycle_diff, "host differs after an up/down cycle:\n" + "\n".join(cycle_diff)
