@@ -146,7 +146,8 @@ def bench_engine() -> None:
         )
         assert "No changes." in plan_out, plan_out
         floor_wall, floor_rss, floor_out = _measure([sys.executable, "-c", FLOOR, name])
-        assert floor_out.strip() == str(SERVINGS), floor_out
+        # a replica and a front proxy per serving, and the project's records container
+        assert floor_out.strip() == str(2 * SERVINGS + 1), floor_out
         print(f"plan, {SERVINGS} servings, real engine (median of {RUNS} runs, whole process):")
         print(f"  plan   wall {plan_wall * 1000:8.0f} ms   peak RSS {plan_rss / 1024:6.1f} MiB")
         print(
@@ -201,7 +202,8 @@ def synthetic(n: int) -> tuple[list[DesiredResource], LiveState]:
                    "batching": {"enabled": False}, "restartPolicy": "unless-stopped",
                    "args": ["--port=8500", "--rest_api_port=8501"], "labels": {"team": "t"}}
         essence = {"model": {"name": f"m{i % 7}", "version": 2}, "instances": 2,
-                   "state": "running", "protected": False, **replica}
+                   "state": "running", "protected": False, **replica,
+                   "frontend": {"image": "declserve/logproxy:x", "port": "chosen once"}}
         desired.append(DesiredResource("serving", f"s{i}", essence))
         have = json.loads(json.dumps(essence))
         if i % 10 == 0:
@@ -216,7 +218,9 @@ def synthetic(n: int) -> tuple[list[DesiredResource], LiveState]:
                             "running": True, "status": "running", "essence": flat,
                             "problem": None})
         resource = LiveResource("serving", f"s{i}", have, HealthStatus.ready(),
-                                detail={"replicas": members, "proxy": None})
+                                detail={"replicas": members, "proxy": {
+                                    "name": f"p-s{i}-proxy", "id": f"px{i}", "running": True,
+                                    "upstreamsCurrent": True}})
         live[resource.address] = resource
     return desired, LiveState(live)
 
