@@ -59,6 +59,8 @@ def test_main_job_command_applies_the_examples_and_a_second_run_changes_nothing(
             text=True,
             timeout=600,
         )
+        # the demo's history store: a never-started container holding its volume
+        subprocess.run(["docker", "rm", "-f", "declserve-records-demo"], capture_output=True)
         volumes = subprocess.run(
             ["docker", "volume", "ls", "-q", "--filter", "label=declserve.io/history=demo"],
             capture_output=True,
