@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from typing import Any
@@ -13,6 +14,7 @@ from tests.backends.docker.project import TestProject, changes, field, steps
 from tests.backends.docker.test_interrupt import Lines
 from tests.backends.docker.test_logging import logged  # noqa: F401  (a fixture)
 from tests.backends.docker.traffic import served_version
+from tests.fixtures.polling import wait_until
 
 
 def docker(*args: str) -> str:
@@ -153,3 +155,37 @@ def test_logs_show_the_proxy_and_follow_until_ctrl_c(logged: TestProject) -> Non
     follow.send_signal(signal.SIGINT)
     assert follow.wait(timeout=30) == 0
 
+
+
+def test_a_replica_that_never_came_to_serve_the_pinned_version_is_repaired(make_project) -> None:
+    project: TestProject = make_project()
+    project.serving("m", instances=2, version=2)
+    project.apply()
+    # As after an apply that failed half-way: replica 1 made the way declserve makes it, but
+    # from a model directory that lacks the pinned version: that version never becomes
+    # AVAILABLE there (TensorFlow Serving then keeps its REST port shut, waiting for it).
+    stale = project.root / "stale" / "Models" / "mnist"
+    stale.mkdir(parents=True)
+    shutil.copytree(project.root / "registry" / "Models" / "mnist" / "1", stale / "1")
+    name = f"{project.name}-m-1"
+    attrs = json.loads(docker("inspect", name))[0]
+    docker("rm", "-f", name)
+    labels = [x for k, v in attrs["Config"]["Labels"].items() for x in ("--label", f"{k}={v}")]
+    mounts = [f"{stale if m['Destination'] == '/models/mnist' else m['Source']}:"
+              f"{m['Destination']}:ro" for m in attrs["Mounts"]]
+    host = attrs["HostConfig"]
+    docker("run", "-d", "--name", name, *labels, *[x for m in mounts for x in ("-v", m)],
+           "-p", "127.0.0.1::8501", "--cpus", str(host["NanoCpus"] / 1e9),
+           "--memory", str(host["Memory"]), "--memory-swap", str(host["Memory"]),
+           "--restart", host["RestartPolicy"]["Name"], "--entrypoint", "tensorflow_model_server",
+           attrs["Config"]["Image"], *attrs["Args"])
+    wait_until(lambda: "was not found in the file system" in subprocess.run(
+        ["docker", "logs", name], capture_output=True, text=True).stderr, timeout=60)
+    assert project.detailed_exitcode() == 2
+    plan = project.plan()
+    (rc,) = plan["resource_changes"]
+    assert rc["action"] == "repair" and f"{name} does not answer" in rc["reason"], rc
+    assert ("recreate", name) in steps(plan, "serving.m")
+    project.apply()
+    assert project.detailed_exitcode() == 0
+    assert project.status()["m"]["servedVersions"] == [2]
