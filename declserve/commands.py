@@ -377,7 +377,7 @@ def status(args: argparse.Namespace) -> int:
         for w in ws.wanted().values()
         if w.resource.kind == ws.backend.kind
     }
-    rows = project_status(ws.desired, ws.observe(tolerant=True), ws.backend.kind, uses, args.name)
+    rows = project_status(ws.desired, ws.observe_for_status(), ws.backend.kind, uses, args.name)
     if args.name and not rows:
         raise InputError.one(f"there is no serving named {args.name!r}", field="NAME")
     if args.json:

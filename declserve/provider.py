@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from declserve.desired import DesiredServing
 from declserve.errors import DeclserveError
-from declserve.live import LiveState
+from declserve.live import LiveResource, LiveState
 from declserve.lock import LockInfo
 from declserve.plan import DesiredResource, Planner, ResourceChange
 
@@ -108,6 +108,10 @@ class ServingBackend(Provider, Protocol):
 
     def unprotect(self, name: str) -> bool:
         """Remove a live serving's protection mark; whether it had one."""
+        ...
+
+    def details(self, live: LiveResource) -> dict[str, Any]:
+        """More observed status for `status` alone: what costs a request to read (counters)."""
         ...
 
     def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:

@@ -8,6 +8,7 @@ desired resources, checks its own rules and executes the changes of its kind.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,16 @@ class Workspace:
                     raise
                 live = live.merged(LiveState(unknown={p.kind: str(exc)}))
         return live
+
+    def observe_for_status(self) -> LiveState:
+        """What `status` shows: the tolerant observation plus the backend's costlier details."""
+        live = self.observe(tolerant=True)
+        resources = {
+            address: dataclasses.replace(r, observed={**r.observed, **self.backend.details(r)})
+            if r.kind == self.backend.kind else r
+            for address, r in live.resources.items()
+        }
+        return dataclasses.replace(live, resources=resources)
 
     def wanted(self) -> dict[str, Wanted]:
         """Every desired resource by address, with the dependencies other providers declare."""

@@ -1096,22 +1096,34 @@ def predict_in_background(port: int, request_id: str) -> tuple[threading.Thread,
     return thread, result
 
 
-def test_sigterm_drains_a_request_in_flight(lab: Lab):
-    """SIGTERM while a request waits for its (paused) replica: the proxy stops accepting
-    connections at once, the request still gets its answer when the replica resumes, its
-    record is flushed, exit 0."""
+def request_waiting_on_a_paused_replica(lab: Lab, drain_seconds: float, request_id: str):
+    """A logging proxy whose one replica is paused while a :predict waits for its answer:
+    (replica, topic, proxy, port, thread, result); the replica is unpaused if this fails."""
     replica, upstream = lab.replica(1)
     topic = lab.topic()
     proxy, port, _ = lab.proxy(
         mode="all",
         topic=topic,
         upstreams=[upstream],
-        extra={"healthIntervalSeconds": 3600, "drainSeconds": 8},
+        extra={"healthIntervalSeconds": 3600, "drainSeconds": drain_seconds},
     )
     wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
     replica.pause()
-    thread, result = predict_in_background(port, "in-flight")
-    wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
+    try:
+        thread, result = predict_in_background(port, request_id)
+        wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
+    except BaseException:
+        replica.unpause()
+        raise
+    return replica, topic, proxy, port, thread, result
+
+
+def test_sigterm_drains_a_request_in_flight(lab: Lab):
+    """SIGTERM while a request waits for its (paused) replica: the proxy stops accepting
+    connections at once, the request still gets its answer when the replica resumes, its
+    record is flushed, exit 0."""
+    replica, topic, proxy, port, thread, result = request_waiting_on_a_paused_replica(
+        lab, 8, "in-flight")
     proxy.kill(signal="SIGTERM")
 
     def refused() -> bool:
@@ -1210,19 +1222,9 @@ def test_logging_mode_changes_under_load_by_rewriting_proxy_json(lab: Lab):
 def test_sigterm_drain_is_bounded(lab: Lab):
     """A request whose replica never answers does not hold the proxy up: after drainSeconds
     it gives up on it (logged) and exits 0."""
-    replica, upstream = lab.replica(1)
-    topic = lab.topic()
-    proxy, port, _ = lab.proxy(
-        mode="all",
-        topic=topic,
-        upstreams=[upstream],
-        extra={"healthIntervalSeconds": 3600, "drainSeconds": 1},
-    )
-    wait_until(lambda: lab.upstream_state(port, upstream) == "ready", timeout=10)
-    replica.pause()
+    replica, topic, proxy, port, thread, result = request_waiting_on_a_paused_replica(
+        lab, 1, "never-answered")
     try:
-        thread, result = predict_in_background(port, "never-answered")
-        wait_until(lambda: lab.stats(port)["inFlight"] == 1, timeout=10)
         t0 = time.monotonic()
         proxy.kill(signal="SIGTERM")
         assert proxy.wait(timeout=30)["StatusCode"] == 0, container_logs(proxy)

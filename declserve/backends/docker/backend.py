@@ -207,27 +207,25 @@ class DockerBackend(P.DockerPlanner):
         essence = E.serving_essence([(r["name"], r["essence"]) for r in reps], files, front)
         problems = [r["problem"] for r in reps if r["problem"]]
         proxy_detail = None
+        proxy_url = None
         running = [r for r in reps if r["running"]]
         endpoints = [r["endpoint"] for r in running if r["endpoint"]]
         if proxy is not None:
             up = bool(proxy["State"].get("Running"))
             current = X.read_upstreams(config_dir) == sorted(endpoints)
+            proxy_url = X.endpoint(config_dir, self.settings.host) if up else None
             proxy_detail = {
                 "name": proxy["Name"].lstrip("/"),
                 "id": proxy["Id"],
                 "running": up,
                 "upstreamsCurrent": current,
+                "url": proxy_url,
             }
             if running and not up:
                 problems.append(f"the front proxy {proxy_detail['name']} is not running")
             elif running and not current:
                 problems.append("the front proxy's list of replicas is stale")
         health = HealthStatus.degraded("; ".join(problems)) if problems else HealthStatus.ready()
-        proxy_url = (
-            X.endpoint(config_dir, self.settings.host)
-            if proxy_detail and proxy_detail["running"]
-            else None
-        )
         observed: dict[str, Any] = {
             "endpoints": [proxy_url] if proxy_url else endpoints,
             "servedVersions": sorted({v for r in reps for v in r["servedVersions"]}),
@@ -242,12 +240,6 @@ class DockerBackend(P.DockerPlanner):
                 for r in reps
             ],
         }
-        if proxy_url and "logging" in essence:
-            counters = X.read_stats(proxy_url)
-            if counters is not None:
-                observed["records"] = {"produced": counters.get("recordsProduced", 0),
-                                       "failed": counters.get("recordsFailed", {}),
-                                       "refused": counters.get("requestsTooLarge", 0)}
         revision = ",".join(sorted(f"{r['id'][:12]}:{r['status']}" for r in reps))
         if proxy_detail:
             revision += f";{proxy_detail['id'][:12]}:{proxy_detail['running']}"
@@ -495,23 +487,21 @@ class DockerBackend(P.DockerPlanner):
                 time.sleep(_POLL)  # polling the server's own status, bounded by the deadline
 
     # ---- the front proxy: the serving's one address, and its inference logging --------------
-    def _ready_endpoints(self, d: DesiredServing) -> list[str]:
-        replicas, _ = self._containers(d.name)
-        found = [self._endpoint(a) for a in replicas.values() if a["State"].get("Running")]
+    def _ready_endpoints(self, serving: str, leaving: set[str] | None = None) -> list[str]:
+        """The endpoints of the serving's running replicas, but those with ids in `leaving`."""
+        replicas, _ = self._containers(serving)
+        found = [self._endpoint(a) for a in replicas.values()
+                 if a["State"].get("Running") and a["Id"] not in (leaving or set())]
         return sorted(e for e in found if e)
 
     def _refresh_proxy(self, serving: str, leaving: set[str] | None = None) -> None:
         """Point a serving's front proxy, if it has one, at its running replicas but `leaving`."""
         directory = self.settings.config_dir(serving)
-        if not (directory / X.PROXY_CONFIG).exists():
-            return
-        replicas, _ = self._containers(serving)
-        found = [self._endpoint(a) for a in replicas.values()
-                 if a["State"].get("Running") and a["Id"] not in (leaving or set())]
-        X.write_upstreams(directory, sorted(e for e in found if e))
+        if (directory / X.PROXY_CONFIG).exists():
+            X.write_upstreams(directory, self._ready_endpoints(serving, leaving))
 
     def _point_proxy(self, d: DesiredServing) -> None:
-        X.write_upstreams(self.settings.config_dir(d.name), self._ready_endpoints(d))
+        X.write_upstreams(self.settings.config_dir(d.name), self._ready_endpoints(d.name))
 
     def _write_proxy_config(self, d: DesiredServing) -> int:
         logging = d.spec.inference_logging
@@ -548,7 +538,7 @@ class DockerBackend(P.DockerPlanner):
     def _create_proxy(self, d: DesiredServing) -> None:
         directory = self.settings.config_dir(d.name)
         directory.mkdir(parents=True, exist_ok=True)
-        X.write_upstreams(directory, self._ready_endpoints(d))
+        self._point_proxy(d)
         port = self._write_proxy_config(d)
         labels = {
             E.LABEL_MANAGED: E.MANAGER,
@@ -604,6 +594,18 @@ class DockerBackend(P.DockerPlanner):
         return F.remove_protection(self.settings.config_dir(name))
 
     # ---- reading for humans -------------------------------------------------------------
+    def details(self, live: LiveResource) -> dict[str, Any]:
+        """The front proxy's record counters, asked of it only for `status`, never by plan."""
+        proxy = live.detail.get("proxy") or {}
+        if "logging" not in live.essence or not proxy.get("url"):
+            return {}
+        counters = X.read_stats(proxy["url"])
+        if counters is None:
+            return {}
+        return {"records": {"produced": counters.get("recordsProduced", 0),
+                            "failed": counters.get("recordsFailed", {}),
+                            "refused": counters.get("requestsTooLarge", 0)}}
+
     def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
         replicas, proxy = self._containers(name)
         if not replicas and proxy is None:

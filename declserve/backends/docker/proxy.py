@@ -42,14 +42,19 @@ def read_upstreams(config_dir: Path | None) -> list[str] | None:
         return None
 
 
-def read_config(config_dir: Path | None) -> dict[str, Any]:
+def _read_json(config_dir: Path | None, name: str) -> dict[str, Any]:
+    """A JSON object declserve wrote in the config directory; empty when absent or broken."""
     if config_dir is None:
         return {}
     try:
-        doc = json.loads((config_dir / PROXY_CONFIG).read_text())
+        doc = json.loads((config_dir / name).read_text())
     except (OSError, ValueError):
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def read_config(config_dir: Path | None) -> dict[str, Any]:
+    return _read_json(config_dir, PROXY_CONFIG)
 
 
 def observed(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
@@ -69,13 +74,7 @@ def observed(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
 
 
 def read_endpoint(config_dir: Path | None) -> dict[str, Any]:
-    if config_dir is None:
-        return {}
-    try:
-        doc = json.loads((config_dir / ENDPOINT).read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    return _read_json(config_dir, ENDPOINT)
 
 
 def endpoint(config_dir: Path | None, host: str) -> str | None:
