@@ -60,6 +60,9 @@ class LiveResource:
     managed: bool = True
     protected: bool = False
     revision: str = ""
+    # Who last changed an essence field that someone other than declserve set, where the
+    # backend records it (Kubernetes' managedFields): path → "kubectl-edit at 2026-…Z".
+    changed_by: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

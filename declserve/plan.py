@@ -51,6 +51,7 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+    by: str = ""  # who changed the live value, when the backend knows ("kubectl at …")
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,48 @@ def field_diff(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChang
     for path in sorted(flat_before.keys() | flat_after.keys()):
         old, new = flat_before.get(path, ABSENT), flat_after.get(path, ABSENT)
         if old != new:
-            out.append(FieldChange(path, old, new))
+            out.extend(_nested_changes(path, old, new))
     return out
+
+
+_MAX_NESTED = 8  # more element changes than this read better as the whole value
+
+
+def _nested_changes(path: str, old: Any, new: Any) -> list[FieldChange]:
+    """A changed list of values as the elements that changed (`args[2]`, `ports[0].port`).
+
+    deepdiff does the nested comparison; it is reached only for the few values that differ.
+    """
+    if not (isinstance(old, list) and isinstance(new, list) and old and new):
+        return [FieldChange(path, old, new)]
+    from deepdiff import DeepDiff  # imported only when a plan has a nested change
+
+    diff = DeepDiff(old, new, ignore_order=False, view="tree")
+    items = [i for kind in diff.values() for i in kind]
+    if not items or len(items) > _MAX_NESTED:
+        return [FieldChange(path, old, new)]
+    out = []
+    for item in items:
+        sub = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                      for p in item.path(output_format="list"))
+        before = ABSENT if _missing(item.t1) else item.t1
+        after = ABSENT if _missing(item.t2) else item.t2
+        out.append(FieldChange(path + sub, before, after))
+    return sorted(out, key=lambda f: f.path)
+
+
+def _missing(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+def _attributed(change: FieldChange, changed_by: Mapping[str, str]) -> FieldChange:
+    """The change, naming who set its live value: the entry for its path or a parent's."""
+    path = change.path
+    while path:
+        if path in changed_by:
+            return FieldChange(change.path, change.before, change.after, changed_by[path])
+        path = path.rpartition(".")[0]
+    return change
 
 
 def _all_fields(essence: dict[str, Any], *, creating: bool) -> list[FieldChange]:
@@ -259,6 +300,8 @@ def make_plan(
             )
             continue
         diffs = field_diff(have.essence, d.essence)
+        if have.changed_by and diffs:
+            diffs = [_attributed(f, have.changed_by) for f in diffs]
         if have.health.state is Health.DEGRADED:
             changes.append(_change(planner, d, have, diffs, d.depends_on, have.health.reason))
         elif diffs:

@@ -33,6 +33,9 @@ class FieldChangeDoc(_Doc):
     path: str
     before: Any = Field(description="null when the field is absent before")
     after: Any = Field(description="null when the field is absent after")
+    changed_by: str = Field(
+        default="", description="who changed the live value and when, where the backend knows"
+    )
 
 
 class StepDoc(_Doc):
@@ -97,7 +100,8 @@ def to_doc(plan: Plan) -> PlanDoc:
                 reason=c.reason,
                 depends_on=list(c.depends_on),
                 changes=[
-                    FieldChangeDoc(path=f.path, before=f.before, after=f.after) for f in c.changes
+                    FieldChangeDoc(path=f.path, before=f.before, after=f.after, changed_by=f.by)
+                    for f in c.changes
                 ],
                 steps=[
                     StepDoc(op=s.op, target=s.target, detail=s.detail, text=s.text())

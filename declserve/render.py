@@ -49,7 +49,8 @@ def _field_line(change: ResourceChange, f: FieldChange) -> str:
     if change.action is Action.DELETE:
         return f"- {f.path}: {value(f.before)}"
     mark = "+" if f.before is None else "-" if f.after is None else "~"
-    return f"{mark} {f.path}: {value(f.before)} → {value(f.after)}"
+    by = f"   (changed by {f.by})" if f.by else ""
+    return f"{mark} {f.path}: {value(f.before)} → {value(f.after)}{by}"
 
 
 def resource_lines(change: ResourceChange, colour: bool = False) -> list[str]:

@@ -101,7 +101,10 @@ def _parse(body: dict[str, Any]) -> tuple[Plan, dict[str, DesiredServing], dict[
                 rc["kind"],
                 rc["name"],
                 Action(rc["action"]),
-                tuple(FieldChange(c["path"], c["before"], c["after"]) for c in rc["changes"]),
+                tuple(
+                    FieldChange(c["path"], c["before"], c["after"], c.get("changed_by", ""))
+                    for c in rc["changes"]
+                ),
                 tuple(Step(s["op"], s["target"], s["detail"]) for s in rc["steps"]),
                 tuple(rc["depends_on"]),
                 rc["reason"],

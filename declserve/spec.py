@@ -405,12 +405,65 @@ class DockerBackend(StrictModel):
     ready_timeout_seconds: int = Field(default=180, ge=1, le=3600)
 
 
+class KubernetesModels(StrictModel):
+    """Where the cluster's pods find the registry's `Models/` directory: a claim or a host path."""
+
+    claim: DnsLabel | None = Field(
+        default=None, description="A PersistentVolumeClaim in the namespace holding the registry."
+    )
+    sub_path: str = Field(
+        default="", description="The registry root inside the claim ('' = the claim's root)."
+    )
+    host_path: str | None = Field(
+        default=None,
+        description="The registry root on the node (single-node clusters); default: the "
+        "project's registry directory.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KubernetesModels:
+        if self.claim and self.host_path:
+            raise RuleError(("hostPath",), "give either claim or hostPath, not both")
+        if self.sub_path and not self.claim:
+            raise RuleError(("subPath",), "subPath needs claim")
+        if self.sub_path.startswith("/") or ".." in self.sub_path.split("/"):
+            raise RuleError(("subPath",), "must be a relative path inside the claim")
+        if self.host_path is not None and not self.host_path.startswith("/"):
+            raise RuleError(("hostPath",), "must be an absolute path on the node")
+        return self
+
+
 class KubernetesBackend(StrictModel):
     type: Literal["kubernetes"]
-    kubeconfig: str | None = None
-    context: str | None = None
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path of a kubeconfig file; default: in-cluster, then KUBECONFIG, then "
+        "~/.kube/config.",
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; default: current.")
     namespace: DnsLabel = "default"
-    image: str = "tensorflow/serving:2.19.1"
+    image: str = Field(
+        default="tensorflow/serving:2.19.1",
+        description="TensorFlow Serving image; servings run its tensorflow_model_server.",
+    )
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        default="IfNotPresent", description="imagePullPolicy of every container declserve makes."
+    )
+    models: KubernetesModels = Field(default_factory=KubernetesModels)
+    service_type: Literal["ClusterIP", "NodePort"] = Field(
+        default="ClusterIP", description="Type of each serving's Service (its stable address)."
+    )
+    logging_proxy_image: str = Field(
+        default="declserve/logproxy:latest",
+        description="declserve's inference-logging proxy image, run as a sidecar when logging.",
+    )
+    pre_stop_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description="How long a pod keeps answering after it is told to stop, so that every "
+        "node drops it from the Service first (0 drops requests during rollouts).",
+    )
     ready_timeout_seconds: int = Field(default=600, ge=1, le=3600)
 
 

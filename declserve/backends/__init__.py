@@ -22,4 +22,15 @@ def _docker(project: LoadedProject) -> ServingBackend:
     return DockerBackend(settings, project)
 
 
+def _kubernetes(project: LoadedProject) -> ServingBackend:
+    from declserve.backends.kubernetes.backend import KubernetesBackend
+    from declserve.backends.kubernetes.settings import KubernetesSettings
+
+    settings = KubernetesSettings.from_project(
+        project.project, project.directory, os.environ.get(IMAGE_ENV) or None
+    )
+    return KubernetesBackend(settings, project)
+
+
 register_backend("docker", _docker)
+register_backend("kubernetes", _kubernetes)

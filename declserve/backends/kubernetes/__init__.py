@@ -1,0 +1,1 @@
+"""The Kubernetes backend: servings as Deployments, Services and ConfigMaps on a cluster."""

@@ -1,0 +1,432 @@
+"""The Kubernetes backend: a serving is a Deployment, a Service and a ConfigMap in one namespace.
+
+Live state is read with one LIST per kind (Deployments, Services, ConfigMaps, Pods), selected
+by the project's label; every write is a server-side apply with the field manager `declserve`.
+Health follows the rule Argo CD uses for Deployments (the status is for the current
+generation, every replica updated and available), plus what a pod's own status says: a
+container that cannot start (image missing, crash loop) or a pod that stopped being ready is
+Degraded, and the plan repairs it. The steps of each change come from `planner` (pure).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from declserve.backends import tfserving as tfs
+from declserve.backends.kubernetes import essence as E
+from declserve.backends.kubernetes import manifests as M
+from declserve.backends.kubernetes import planner as P
+from declserve.backends.kubernetes.client import Kube
+from declserve.backends.kubernetes.records import KubernetesRecords
+from declserve.backends.kubernetes.settings import KubernetesSettings
+from declserve.desired import DesiredServing
+from declserve.errors import BackendUnavailable, NotFound, NotReady, Rejected
+from declserve.live import Blocker, HealthStatus, LiveResource, LiveState
+from declserve.loader import LoadedProject
+from declserve.lock import LockInfo
+from declserve.plan import ResourceChange, Step
+from declserve.provider import Adoption, ApplyContext, Wanted
+
+Obj = dict[str, Any]
+_POLL = 0.5
+# Container states that do not pass by waiting: the reason ends apply at once.
+FATAL_WAITING = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+    "CrashLoopBackOff",
+})
+UNREADY_GRACE_S = 5.0  # a pod that was ready and has not been for this long is broken
+
+
+def _parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _condition(obj: Obj, kind: str) -> Obj:
+    for c in (obj.get("status") or {}).get("conditions") or ():
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+def pod_problem(pod: Obj, now: datetime) -> str | None:
+    """Why a pod cannot serve, when that will not pass by itself; None otherwise."""
+    name = pod["metadata"]["name"]
+    if pod["metadata"].get("deletionTimestamp"):
+        return None
+    for c in (pod.get("status") or {}).get("containerStatuses") or ():
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in FATAL_WAITING:
+            message = (waiting.get("message") or "").strip()
+            return f"pod {name}: container {c['name']}: {waiting['reason']}" + (
+                f": {message[:200]}" if message else "")
+    ready = _condition(pod, "Ready")
+    if ready.get("status") != "False":
+        return None
+    since = _parse_time(ready.get("lastTransitionTime"))
+    for c in (pod.get("status") or {}).get("containerStatuses") or ():
+        started = _parse_time(((c.get("state") or {}).get("running") or {}).get("startedAt"))
+        # unready since after the container started: it was ready, and stopped being so
+        if started and since and since > started and (now - since).total_seconds() > \
+                UNREADY_GRACE_S and not c.get("ready"):
+            return f"pod {name}: container {c['name']} has not been ready since {since:%H:%M:%S}"
+    return None
+
+
+def deployment_health(dep: Obj, pods: list[Obj], now: datetime) -> HealthStatus:
+    """Argo CD's rule for Deployments, then the pods' own problems."""
+    meta, spec, st = dep["metadata"], dep.get("spec") or {}, dep.get("status") or {}
+    problems = [p for p in (pod_problem(pod, now) for pod in pods) if p]
+    if problems:
+        return HealthStatus.degraded("; ".join(problems))
+    progressing = _condition(dep, "Progressing")
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return HealthStatus.degraded(f"the rollout stalled: {progressing.get('message', '')}")
+    want = spec.get("replicas", 1)
+    if st.get("observedGeneration", 0) < meta.get("generation", 0):
+        return HealthStatus.progressing("the new spec is not yet observed by its controller")
+    updated = st.get("updatedReplicas", 0)
+    if updated < want:
+        return HealthStatus.progressing(f"{updated} of {want} pods updated")
+    if st.get("replicas", 0) > updated:
+        return HealthStatus.progressing(f"{st['replicas'] - updated} old pods are terminating")
+    if st.get("availableReplicas", 0) < updated:
+        return HealthStatus.progressing(f"{st.get('availableReplicas', 0)} of {updated} pods "
+                                        "available")
+    return HealthStatus.ready()
+
+
+class KubernetesBackend(P.KubernetesPlanner):
+    def __init__(
+        self, settings: KubernetesSettings, project: LoadedProject, kube: Kube | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.project = project
+        self.kube = kube or Kube(settings)
+
+    def identity(self) -> str:
+        return f"kubernetes:{self.kube.host}/{self.settings.namespace}"
+
+    @property
+    def _selector(self) -> str:
+        return f"{M.LABEL_PROJECT}={self.settings.project}"
+
+    # ---- reading ----------------------------------------------------------------------------
+    def _by_serving(self, kind: str) -> dict[str, list[Obj]]:
+        out: dict[str, list[Obj]] = {}
+        for obj in self.kube.list(kind, self._selector):
+            serving = (obj["metadata"].get("labels") or {}).get(M.LABEL_SERVING)
+            if serving:
+                out.setdefault(serving, []).append(obj)
+        return out
+
+    def observe(self, names: frozenset[str]) -> LiveState:
+        deployments = self._by_serving("Deployment")
+        services = self._by_serving("Service")
+        configs = self._by_serving("ConfigMap")
+        pods = self._by_serving("Pod")
+        now = datetime.now(UTC)
+        resources = {}
+        for serving in sorted(set(deployments) | set(services) | set(configs)):
+            live = self._live(
+                serving,
+                _named(deployments.get(serving), serving),
+                _named(configs.get(serving), self.settings.config_map_name(serving)),
+                _named(services.get(serving), serving),
+                pods.get(serving, []),
+                now,
+            )
+            resources[live.address] = live
+        ours = {r.name for r in resources.values()}
+        return LiveState(resources, tuple(self._blockers(names, ours)))
+
+    def _blockers(self, names: frozenset[str], ours: set[str]) -> list[Blocker]:
+        """Objects by the names a new serving needs that this project does not own (one GET
+        for each, and only for servings that are not there yet)."""
+        out = []
+        for serving in sorted(names - ours):
+            for kind, name in ((P.DEPLOYMENT, serving), (P.SERVICE, serving),
+                               (P.CONFIG_MAP, self.settings.config_map_name(serving))):
+                obj = self.kube.get(kind, name)
+                if obj is None:
+                    continue
+                owner = (obj["metadata"].get("labels") or {}).get(M.LABEL_PROJECT)
+                why = f"managed by project {owner!r}" if owner else "not managed by declserve"
+                out.append(Blocker(f"{kind} {name}", f"{self.kind}.{serving}", why))
+        return out
+
+    def _live(
+        self,
+        serving: str,
+        dep: Obj | None,
+        config: Obj | None,
+        service: Obj | None,
+        pods: list[Obj],
+        now: datetime,
+    ) -> LiveResource:
+        objects = {P.DEPLOYMENT: dep is not None, P.SERVICE: service is not None,
+                   P.CONFIG_MAP: config is not None}
+        if dep is None:
+            essence: dict[str, Any] = {"state": "absent", "instances": 0}
+            health = HealthStatus.degraded(f"its Deployment {serving} is missing")
+            shape = None
+        else:
+            essence, shape = E.live_essence(self.settings, dep, config, service)
+            health = deployment_health(dep, pods, now)
+        broken = [(p["metadata"]["name"], why) for p in pods
+                  if (why := pod_problem(p, now)) is not None]
+        live_pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        ready = [p for p in live_pods if _condition(p, "Ready").get("status") == "True"]
+        served = sorted({int(v) for p in ready
+                         if (v := (p["metadata"].get("annotations") or {}).get(M.ANN_VERSION))
+                         and v.isdigit()})
+        revision = ";".join(
+            f"{o['metadata'].get('uid', '')[:8]}:{o['metadata'].get('generation', '')}"
+            for o in (dep, config, service) if o is not None
+        )
+        return LiveResource(
+            kind=self.kind,
+            name=serving,
+            essence=essence,
+            health=health,
+            observed={
+                "endpoints": self._endpoints(service),
+                "servedVersions": served,
+                "ready": len(ready),
+                "members": [
+                    {"name": p["metadata"]["name"],
+                     "state": "ready" if p in ready else (p.get("status") or {}).get(
+                         "phase", "unknown").lower(),
+                     "endpoint": None,
+                     "servedVersions": [
+                         int(v) for v in [(p["metadata"].get("annotations") or {}).get(
+                             M.ANN_VERSION, "")] if v.isdigit() and p in ready]}
+                    for p in sorted(live_pods, key=lambda p: p["metadata"]["name"])
+                ],
+            },
+            detail={"objects": objects, "broken": broken,
+                    "selector": ((dep or {}).get("spec") or {}).get("selector", {}).get(
+                        "matchLabels")},
+            protected=bool(shape.protected) if shape else False,
+            revision=revision,
+            changed_by=E.changed_by({"deployment": dep, "configmap": config,
+                                     "service": service}),
+        )
+
+    def _endpoints(self, service: Obj | None) -> list[str]:
+        """The addresses a client on this machine can use: a NodePort when the cluster's node
+        is this machine (its API server is on loopback), else the in-cluster name."""
+        if service is None:
+            return []
+        name = service["metadata"]["name"]
+        inside = f"http://{name}.{self.settings.namespace}.svc:{tfs.REST_PORT}"
+        rest: Obj = next(
+            (p for p in service["spec"].get("ports") or () if p.get("name") == M.PORT_REST), {}
+        )
+        host = urlsplit(self.kube.host).hostname
+        if rest.get("nodePort") and host in ("127.0.0.1", "localhost"):
+            return [f"http://127.0.0.1:{rest['nodePort']}"]
+        return [inside]
+
+    # ---- carrying out the steps -------------------------------------------------------------
+    def execute(self, change: ResourceChange, wanted: Wanted | None, ctx: ApplyContext) -> None:
+        desired = wanted.serving if wanted else None
+        for step in change.steps:
+            ctx.checkpoint()
+            ctx.say(step.text())
+            self._step(step, change.name, desired, ctx)
+
+    def _step(self, step: Step, serving: str, d: DesiredServing | None, ctx: ApplyContext) -> None:
+        kind, _, name = step.target.partition(" ")
+        if step.op == P.DELETE:
+            self.kube.delete(kind, name)
+            return
+        if step.op == P.DELETE_POD:
+            self.kube.delete("Pod", step.target)
+            return
+        if step.op == P.WAIT_GONE:
+            self.wait_stopped(serving, ctx)
+            return
+        assert d is not None, f"step {step.text()!r} needs the serving's spec"
+        if step.op == P.APPLY:
+            self.apply_object(kind, d)
+        elif step.op == P.WAIT:
+            self.wait_rollout(d, ctx)
+        else:
+            raise Rejected(f"unknown step {step.text()!r} for the Kubernetes backend")
+
+    def manifests(self, d: DesiredServing) -> dict[str, Obj]:
+        """The objects apply writes for a serving (what `plan --manifests` prints, too)."""
+        shape = self.shape_of(d)
+        live = self.kube.get(P.DEPLOYMENT, d.name)
+        match = ((live or {}).get("spec") or {}).get("selector", {}).get("matchLabels")
+        return self.manifests_for(shape, match)
+
+    def manifests_for(self, shape: M.ServingShape, match: dict[str, str] | None) -> dict[str, Obj]:
+        service = M.service(self.settings, shape)
+        if match:
+            service["spec"]["selector"] = match
+        return {
+            P.CONFIG_MAP: M.config_map(self.settings, shape),
+            P.DEPLOYMENT: M.deployment(self.settings, shape, match),
+            P.SERVICE: service,
+        }
+
+    def apply_object(self, kind: str, d: DesiredServing) -> Obj:
+        return self.kube.apply(self.manifests(d)[kind])
+
+    def _serving_pods(self, serving: str) -> list[Obj]:
+        return self.kube.list("Pod", f"{self._selector},{M.LABEL_SERVING}={serving}")
+
+    def wait_rollout(self, d: DesiredServing, ctx: ApplyContext) -> None:
+        """Every pod of the current template ready (serving the pinned version), old ones
+        gone, or NotReady with the reason the pods give."""
+        deadline = time.monotonic() + self.settings.ready_timeout
+        while True:
+            dep = self.kube.get(P.DEPLOYMENT, d.name)
+            if dep is None:
+                raise NotFound(f"Deployment {d.name} disappeared during apply")
+            pods = self._serving_pods(d.name)
+            fatal = [w for w in (_fatal(p) for p in pods) if w]
+            if fatal:
+                raise NotReady(f"serving {d.name} cannot start: {'; '.join(fatal)}")
+            if _rolled_out(dep):
+                return
+            if time.monotonic() > deadline:
+                health = deployment_health(dep, pods, datetime.now(UTC))
+                raise NotReady(
+                    f"serving {d.name} was not ready within {self.settings.ready_timeout:.0f}s "
+                    f"({health.reason or 'no reason given'}){self._events(pods)}"
+                )
+            ctx.checkpoint()
+            time.sleep(_POLL)  # polling the Deployment's status, bounded by the deadline
+
+    def wait_stopped(self, serving: str, ctx: ApplyContext) -> None:
+        deadline = time.monotonic() + self.settings.ready_timeout
+        while [p for p in self._serving_pods(serving)]:
+            if time.monotonic() > deadline:
+                raise NotReady(f"the pods of serving {serving} did not stop within "
+                               f"{self.settings.ready_timeout:.0f}s")
+            time.sleep(_POLL)
+
+    def _events(self, pods: list[Obj]) -> str:
+        names = {p["metadata"]["name"] for p in pods}
+        try:
+            events = self.kube.list("Event", fields="type=Warning")
+        except (BackendUnavailable, Rejected):
+            return ""
+        found = [f"{e['involvedObject'].get('name')}: {e.get('reason')}: "
+                 f"{(e.get('message') or '').strip()[:200]}"
+                 for e in events if (e.get("involvedObject") or {}).get("name") in names]
+        return "; events: " + " | ".join(found[-3:]) if found else ""
+
+    # ---- project records --------------------------------------------------------------------
+    @property
+    def records(self) -> KubernetesRecords:
+        if not hasattr(self, "_records"):
+            self._records = KubernetesRecords(self.kube, self.settings.project)
+        return self._records
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        return self.records.try_lock(info)
+
+    def unlock(self, lock_id: str) -> bool:
+        return self.records.unlock(lock_id)
+
+    def read_lock(self) -> LockInfo | None:
+        return self.records.read_lock()
+
+    def record_history(self, entry: dict[str, Any], keep: int) -> None:
+        self.records.record(entry, keep)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.records.history()
+
+    def unprotect(self, name: str) -> bool:
+        dep = self.kube.get(P.DEPLOYMENT, name)
+        if dep is None or (dep["metadata"].get("labels") or {}).get(
+                M.LABEL_PROJECT) != self.settings.project:
+            raise NotFound(f"serving {name!r} has no Deployment in namespace "
+                           f"{self.settings.namespace}")
+        had = (dep["metadata"].get("annotations") or {}).get(M.ANN_PROTECTED) == "true"
+        if had:
+            self.kube.patch(P.DEPLOYMENT, name,
+                            {"metadata": {"annotations": {M.ANN_PROTECTED: None}}},
+                            "declserve-unprotect")
+        return had
+
+    # ---- reading for humans -----------------------------------------------------------------
+    def details(self, live: LiveResource) -> dict[str, Any]:
+        return {}
+
+    def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
+        pods = [p for p in self._serving_pods(name) if not p["metadata"].get("deletionTimestamp")]
+        if not pods:
+            raise NotFound(f"serving {name!r} has no pods in namespace {self.settings.namespace}")
+        members = [(f"{p['metadata']['name']}/{c['name']}", p["metadata"]["name"], c["name"])
+                   for p in sorted(pods, key=lambda p: p["metadata"]["name"])
+                   for c in p["spec"]["containers"]]
+        if not follow:
+            for member, pod, container in members:
+                text = b"".join(self.kube.logs(pod, container, tail, False))
+                for line in text.decode(errors="replace").splitlines():
+                    yield member, line
+            return
+        lines: queue.Queue[tuple[str, str]] = queue.Queue()
+
+        def pump(member: str, pod: str, container: str) -> None:
+            buffer = b""
+            try:
+                for chunk in self.kube.logs(pod, container, tail, True):
+                    buffer += chunk
+                    *done, buffer = buffer.split(b"\n")
+                    for line in done:
+                        lines.put((member, line.decode(errors="replace")))
+            except (BackendUnavailable, NotFound, Rejected, OSError):
+                pass
+            lines.put((member, "(log stream ended)"))
+
+        for member, pod, container in members:
+            threading.Thread(target=pump, args=(member, pod, container), daemon=True).start()
+        while True:
+            yield lines.get()
+
+    def find_adoption(self, name: str) -> Adoption | None:
+        return None
+
+
+def _named(objs: list[Obj] | None, name: str) -> Obj | None:
+    return next((o for o in objs or () if o["metadata"]["name"] == name), None)
+
+
+def _fatal(pod: Obj) -> str | None:
+    for c in (pod.get("status") or {}).get("containerStatuses") or ():
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in FATAL_WAITING:
+            message = (waiting.get("message") or "").strip()
+            return (f"pod {pod['metadata']['name']}: {waiting['reason']}"
+                    + (f": {message[:200]}" if message else ""))
+    return None
+
+
+def _rolled_out(dep: Obj) -> bool:
+    meta, spec, st = dep["metadata"], dep.get("spec") or {}, dep.get("status") or {}
+    want = spec.get("replicas", 1)
+    return bool(
+        st.get("observedGeneration", 0) >= meta.get("generation", 0)
+        and st.get("updatedReplicas", 0) == want
+        and st.get("readyReplicas", 0) == want
+        and st.get("availableReplicas", 0) == want
+        and st.get("replicas", 0) == want
+    )
