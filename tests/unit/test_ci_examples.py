@@ -24,10 +24,15 @@ from declserve.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
-GITHUB_FILES = ("github/declserve.yml", "github/drift.yml")
+# (plan and apply on merge, nightly drift) for each backend's example project
+GITHUB_PAIRS = {
+    "docker": ("github/declserve.yml", "github/drift.yml"),
+    "kubernetes": ("github/declserve-kubernetes.yml", "github/drift-kubernetes.yml"),
+}
+GITHUB_FILES = tuple(name for pair in GITHUB_PAIRS.values() for name in pair)
 GITLAB_FILE = "gitlab/.gitlab-ci.yml"
-# The files hold 13 declserve command lines today; fewer than this means the finder lost some.
-MIN_COMMANDS = 12
+# The files hold 26 declserve command lines today; fewer than this means the finder lost some.
+MIN_COMMANDS = 26
 
 PLACEHOLDER = "PLACEHOLDER"
 _EXPRESSION = re.compile(r"\$\{\{.*?\}\}")  # ${{ env.X }}, ${{ secrets.Y }}
@@ -335,20 +340,15 @@ def test_the_finder_reads_shell_as_a_shell_does() -> None:
 
 
 def test_ci_applies_only_saved_plans_with_a_lock_timeout() -> None:
+    mains = {f"examples/ci/{main}" for main, _ in GITHUB_PAIRS.values()}
     applies = [c for c in commands() if c.argv[:1] == ("apply",)]
-    assert {c.file for c in applies} >= {
-        "examples/ci/github/declserve.yml",
-        f"examples/ci/{GITLAB_FILE}",
-    }
+    assert {c.file for c in applies} >= {*mains, f"examples/ci/{GITLAB_FILE}"}
     for c in applies:
         args, _ = parse(c.argv)
         assert args is not None and args.planfile, f"apply of a fresh plan, not a saved one: {c}"
         assert args.lock_timeout > 0, f"apply without --lock-timeout: {c}"
     saves = [c for c in commands() if c.argv[:1] == ("plan",) and "--out" in c.argv]
-    assert {c.file for c in saves} >= {
-        "examples/ci/github/declserve.yml",
-        f"examples/ci/{GITLAB_FILE}",
-    }
+    assert {c.file for c in saves} >= {*mains, f"examples/ci/{GITLAB_FILE}"}
     for c in saves:
         assert "--markdown" in c.argv, f"the saved plan is not the one shown in the review: {c}"
 
@@ -357,7 +357,8 @@ def test_detailed_exit_codes_survive_set_e() -> None:
     """`bash -e` ends a script on exit 2 unless the command is part of `||`."""
     detailed = [c for c in commands() if "--detailed-exitcode" in c.argv]
     files = {c.file for c in detailed}
-    assert {"examples/ci/github/drift.yml", f"examples/ci/{GITLAB_FILE}"} <= files
+    drifts = {f"examples/ci/{drift}" for _, drift in GITHUB_PAIRS.values()}
+    assert {*drifts, f"examples/ci/{GITLAB_FILE}"} <= files
     for c in detailed:
         after = c.line.split("declserve", 1)[1]
         assert re.search(r"\|\|\s*code=\$\?", after), f"exit 2 would end the script: {c}"
@@ -372,19 +373,23 @@ def test_github_workflows_run_one_at_a_time() -> None:
             assert "concurrency" in job, (
                 f"{name}: neither the workflow nor job {job_id} has concurrency"
             )
-    main = load(CI / "github/declserve.yml")
-    triggers = github_triggers(main)
-    assert "pull_request" in triggers and "push" in triggers
-    apply_job = next(
-        j
-        for j in main["jobs"].values()
-        if any("declserve apply" in s.get("run", "") for s in j["steps"])
-    )
-    assert apply_job["concurrency"]["cancel-in-progress"] is False
-    uses = [s.get("uses", "") for j in main["jobs"].values() for s in j["steps"]]
-    assert any(u.startswith("actions/upload-artifact@") for u in uses)
-    assert any(u.startswith("actions/download-artifact@") for u in uses)
-    assert "schedule" in github_triggers(load(CI / "github/drift.yml"))
+    apply_groups = set()
+    for main_name, drift_name in GITHUB_PAIRS.values():
+        main = load(CI / main_name)
+        triggers = github_triggers(main)
+        assert "pull_request" in triggers and "push" in triggers, main_name
+        apply_job = next(
+            j
+            for j in main["jobs"].values()
+            if any("declserve apply" in s.get("run", "") for s in j["steps"])
+        )
+        assert apply_job["concurrency"]["cancel-in-progress"] is False, main_name
+        apply_groups.add(apply_job["concurrency"]["group"])
+        uses = [s.get("uses", "") for j in main["jobs"].values() for s in j["steps"]]
+        assert any(u.startswith("actions/upload-artifact@") for u in uses), main_name
+        assert any(u.startswith("actions/download-artifact@") for u in uses), main_name
+        assert "schedule" in github_triggers(load(CI / drift_name)), drift_name
+    assert len(apply_groups) == len(GITHUB_PAIRS), f"projects share an apply group: {apply_groups}"
 
 
 def test_gitlab_apply_holds_a_resource_group_and_drift_runs_on_schedule() -> None:
@@ -400,9 +405,11 @@ def test_gitlab_apply_holds_a_resource_group_and_drift_runs_on_schedule() -> Non
         )
 
     apply_jobs = [k for k, v in jobs.items() if runs(v, "apply")]
-    assert apply_jobs
+    assert {"declserve-apply", "declserve-kubernetes-apply"} <= set(apply_jobs), apply_jobs
     for name in apply_jobs:
         assert jobs[name].get("resource_group"), f"{name} has no resource_group"
+    groups = {jobs[k]["resource_group"] for k in apply_jobs}
+    assert len(groups) == len(apply_jobs), f"projects share a resource group: {groups}"
     scheduled = [
         k
         for k, v in jobs.items()
@@ -441,3 +448,224 @@ def test_the_commands_in_the_readme_exist() -> None:
     assert len(argvs) >= 3, argvs
     for argv in argvs:
         assert not problems(argv), f"README.md: declserve {' '.join(argv)}: {problems(argv)}"
+
+
+# ---- the kubeconfig is never printed --------------------------------------------------------
+
+# What names the kubeconfig in a shell line: a variable ($KUBECONFIG, $KUBECONFIG_B64,
+# $DECLSERVE_KUBECONFIG, $kubeconfig), an expression (${{ secrets.DECLSERVE_KUBECONFIG_B64 }}) or
+# the file the GitHub recipes write.
+_KUBECONFIG_REF = re.compile(
+    r"\$\{\{[^}]*kubeconfig[^}]*\}\}|\$\{?\w*kubeconfig\w*|declserve-kubeconfig", re.I
+)
+_XTRACE = re.compile(r"\bset\s+(-\w*x|-o\s+xtrace)|\b(ba|z|da)?sh\s+-\w*x\b|\bset\s+-o\s+verbose")
+_RAW_VIEW = re.compile(r"\bconfig\s+view\b.*--(raw|flatten)\b|--(raw|flatten)\b.*\bconfig\s+view\b")
+_ENV_DUMPS = {
+    ("env",),
+    ("printenv",),
+    ("set",),
+    ("export", "-p"),
+    ("declare", "-p"),
+    ("declare", "-x"),
+}
+# Commands that never print their arguments or what they read.
+_QUIET = {"rm", "test", "[", "[[", "chmod", "export", "umask", "mkdir", "unset", "case"} | {
+    "declserve"
+}
+_SEPARATORS = {";", ";;", "&&", "||", "&", "(", ")", "then", "do", "else", "elif"}
+# Where a redirected output is shown to whoever reads the run: the log, the summary, outputs.
+_SHOWN = re.compile(r"^(/dev/(stdout|stderr|tty)|\$\{?GITHUB_(STEP_SUMMARY|OUTPUT)\}?)$")
+_STDERR_REDIRECT = re.compile(r"(?<!\S)2>(&1|>?\s*\S+)")
+
+
+def heredoc_bodies(text: str) -> list[str]:
+    """The lines of the here-documents in a shell script (what logical_lines leaves out)."""
+    out: list[str] = []
+    end: str | None = None
+    for raw in text.splitlines():
+        if end is not None:
+            if raw.strip() == end:
+                end = None
+            else:
+                out.append(raw)
+            continue
+        match = _HEREDOC.search(raw)
+        if match:
+            end = match.group("word")
+    return out
+
+
+def _pipelines(line: str) -> list[list[list[str]]]:
+    """The pipelines of one shell line, each a list of commands (token lists), redirections kept."""
+    text = _EXPRESSION.sub(
+        lambda m: "$EXPRESSION_KUBECONFIG" if "kubeconfig" in m.group().lower() else PLACEHOLDER,
+        line,
+    )
+    text = re.sub(r"(?<!\S)1>", ">", _STDERR_REDIRECT.sub(" ", text))
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    pipelines: list[list[list[str]]] = [[[]]]
+    for token in lexer:
+        if token in _SEPARATORS:
+            pipelines.append([[]])
+        elif token == "|":
+            pipelines[-1].append([])
+        else:
+            pipelines[-1][-1].append(token)
+    return [[c for c in p if c] for p in pipelines if any(p)]
+
+
+def _to_a_file(command: list[str]) -> bool:
+    """The command's standard output goes to a file nobody is shown."""
+    for i, token in enumerate(command[:-1]):
+        if token in (">", ">>", "&>", "&>>"):
+            return not _SHOWN.match(command[i + 1])
+    return False
+
+
+def kubeconfig_leaks(text: str) -> list[str]:
+    """The lines of a shell script that would show the kubeconfig (or a secret holding it) in the
+    run's log or summary, or turn on tracing, which shows every command with its values."""
+    found: list[str] = []
+    for line in logical_lines(text):
+        if _XTRACE.search(line):
+            found.append(f"tracing shows every command with its values: {line}")
+            continue
+        if _RAW_VIEW.search(line):
+            found.append(f"prints the credentials: {line}")
+            continue
+        try:
+            pipelines = _pipelines(line)
+        except ValueError:
+            if _KUBECONFIG_REF.search(line):
+                found.append(f"cannot tell whether this prints the kubeconfig: {line}")
+            continue
+        for pipeline in pipelines:
+            carries = False  # kubeconfig material flows through this pipeline's output
+            for command in pipeline:
+                words = [t for t in command if t not in _KEYWORDS and not _ASSIGNMENT.fullmatch(t)]
+                if not words:
+                    continue
+                if tuple(words) in _ENV_DUMPS:
+                    found.append(f"dumps the environment: {line}")
+                if words[0] not in _QUIET and any(_KUBECONFIG_REF.search(t) for t in words):
+                    carries = True
+            if carries and not _to_a_file(pipeline[-1]) and "::add-mask::" not in line:
+                found.append(f"prints the kubeconfig or its secret: {line}")
+    for line in heredoc_bodies(text):
+        if "kubeconfig" in line.lower():
+            found.append(f"a here-document script handles the kubeconfig: {line.strip()}")
+    return found
+
+
+def _recipe_texts() -> Iterator[tuple[str, str]]:
+    """Every piece of a recipe that runs: shell scripts, and the `with:` inputs of GitHub steps
+    (github-script's JavaScript among them)."""
+    for path in ci_files():
+        for where, text in scripts(path):
+            yield f"{_rel(path)} ({where})", text
+        if path.parent.name == "github":
+            for job_id, job in load(path)["jobs"].items():
+                for index, step in enumerate(job.get("steps", [])):
+                    for key, value in (step.get("with") or {}).items():
+                        yield f"{_rel(path)} (jobs.{job_id}.steps[{index}].with.{key})", str(value)
+
+
+def test_no_recipe_prints_the_kubeconfig() -> None:
+    leaks = []
+    for where, text in _recipe_texts():
+        leaks += [f"{where}: {leak}" for leak in kubeconfig_leaks(text)]
+        if "with." in where and "kubeconfig" in text.lower():
+            leaks.append(f"{where}: an action's input handles the kubeconfig")
+    assert not leaks, "\n".join(leaks)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'cat "$KUBECONFIG"',
+        "cat $RUNNER_TEMP/declserve-kubeconfig",
+        'echo "$KUBECONFIG_B64"',
+        "echo ${{ secrets.DECLSERVE_KUBECONFIG_B64 }}",
+        "printf '%s\\n' \"$DECLSERVE_KUBECONFIG\" >&2",
+        'base64 -d <<< "$KUBECONFIG_B64"',
+        'echo "$KUBECONFIG_B64" | base64 -d',
+        'head -n 5 "$KUBECONFIG" 2>/dev/null || true',
+        'cat "$KUBECONFIG" >> "$GITHUB_STEP_SUMMARY"',
+        'if true; then tee /dev/stderr < "$KUBECONFIG"; fi',
+        "kubectl config view --raw",
+        "set -x",
+        "set -eux",
+        "set -o xtrace",
+        "bash -x deploy.sh",
+        "env",
+        "printenv | sort",
+        "python3 - <<'PY'\nprint(open(__import__('os').environ['KUBECONFIG']).read())\nPY",
+    ],
+)
+def test_the_leak_finder_finds_lines_that_print_the_kubeconfig(line: str) -> None:
+    assert kubeconfig_leaks(line), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'base64 -d <<< "$KUBECONFIG_B64" > "$kubeconfig"',
+        'echo "KUBECONFIG=$kubeconfig" >> "$GITHUB_ENV"',
+        'export KUBECONFIG="$DECLSERVE_KUBECONFIG"',
+        'rm -f "$RUNNER_TEMP/declserve-kubeconfig"',
+        'if [ -z "$KUBECONFIG_B64" ]; then echo "the secret is not set"; exit 1; fi',
+        "sed -nE 's/^ *token: *(.+)$/::add-mask::\\1/p' \"$kubeconfig\"",
+        'declserve plan -C "$DECLSERVE_PROJECT" --detailed-exitcode || code=$?',
+        'echo "DECLSERVE_KUBECONFIG is not available" >&2',
+        "kubectl config view --minify",
+    ],
+)
+def test_the_leak_finder_lets_the_safe_lines_pass(line: str) -> None:
+    assert not kubeconfig_leaks(line), kubeconfig_leaks(line)
+
+
+def test_github_kubernetes_jobs_write_a_private_kubeconfig_and_remove_it() -> None:
+    secret = re.compile(r"\$\{\{\s*secrets\.\w*KUBECONFIG\w*\s*\}\}")
+    for name in GITHUB_PAIRS["kubernetes"]:
+        doc = load(CI / name)
+        assert not secret.search(yaml.safe_dump(doc.get("env", {}))), f"{name}: workflow env"
+        for job_id, job in doc["jobs"].items():
+            where = f"{name} job {job_id}"
+            assert not secret.search(yaml.safe_dump(job.get("env", {}))), f"{where}: job env"
+            steps = job["steps"]
+            writers = [
+                i for i, s in enumerate(steps) if secret.search(yaml.safe_dump(s.get("env", {})))
+            ]
+            assert len(writers) == 1, f"{where}: the secret goes to {len(writers)} steps, not one"
+            for step in steps:
+                assert not secret.search(step.get("run", "")), f"{where}: secret in a script"
+            run = steps[writers[0]]["run"]
+            lines = logical_lines(run)
+            writes = [i for i, ln in enumerate(lines) if re.search(r">\s*\"?\$kubeconfig", ln)]
+            assert writes and "umask 077" in lines[: writes[0]], f"{where}: no umask 077 first"
+            assert '"$RUNNER_TEMP/declserve-kubeconfig"' in run, f"{where}: not under $RUNNER_TEMP"
+            assert "KUBECONFIG=" in run and "$GITHUB_ENV" in run, f"{where}: not exported"
+            last = steps[-1]
+            assert last.get("if") == "always()", f"{where}: the last step does not always run"
+            assert last["run"].strip() == 'rm -f "$RUNNER_TEMP/declserve-kubeconfig"', where
+            for step in steps:
+                if step.get("uses", "").startswith("actions/upload-artifact@"):
+                    assert "kubeconfig" not in str(step.get("with")).lower(), where
+
+
+def test_gitlab_kubernetes_jobs_take_the_kubeconfig_from_a_file_variable() -> None:
+    doc = load(CI / GITLAB_FILE)
+    template = doc[".declserve-kubernetes"]
+    before = list(_flatten(template["before_script"]))
+    assert 'export KUBECONFIG="$DECLSERVE_KUBECONFIG"' in before
+    check = next(t for t in before if "DECLSERVE_KUBECONFIG" in t and "exit 1" in t)
+    assert '[ ! -f "$DECLSERVE_KUBECONFIG" ]' in check  # no fallback to a runner's ~/.kube/config
+    assert any('rm -f "$DECLSERVE_KUBECONFIG"' in t for t in _flatten(template["after_script"]))
+    jobs = {k: v for k, v in doc.items() if k.startswith("declserve-kubernetes-")}
+    assert len(jobs) == 4, list(jobs)
+    for name, job in jobs.items():
+        assert job["extends"] == ".declserve-kubernetes", name
+        for rule in job["rules"]:
+            assert all("examples/servings" not in c for c in rule.get("changes", [])), name
+        assert "kubeconfig" not in str(job.get("artifacts", {})).lower(), name
