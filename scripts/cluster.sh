@@ -6,6 +6,7 @@
 #   scripts/cluster.sh down    stop everything `up` started and restore the host
 #   scripts/cluster.sh env     print the export line of the running cluster (exit 1 when none)
 #   scripts/cluster.sh status  one line per component
+#   scripts/cluster.sh images IMAGE...  import local Docker images into the running cluster
 #
 # What runs: etcd, kube-apiserver, kube-controller-manager, kube-scheduler on 127.0.0.1; a
 # SECOND containerd (own root, state and sockets; the Docker engine's is never touched) with
@@ -707,5 +708,7 @@ case "${1:-}" in
   down) script_lock; cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
-  *) echo "usage: scripts/cluster.sh up | down | env | status" >&2; exit 2 ;;
+  images) shift; script_lock; load_paths; healthy || die "no cluster is running"
+    DECLSERVE_CLUSTER_IMAGES="${DECLSERVE_CLUSTER_IMAGES:-} $*" import_images ;;
+  *) echo "usage: scripts/cluster.sh up | down | env | status | images IMAGE..." >&2; exit 2 ;;
 esac

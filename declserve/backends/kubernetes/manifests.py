@@ -154,13 +154,16 @@ def readiness_command(model: str) -> list[str]:
     """Ready only when the server reports the version pinned in the pod's config AVAILABLE.
 
     `GET /v1/models/<name>` answers 200 while a version is still loading, so an HTTP probe
-    cannot tell; bash's /dev/tcp reads the body with nothing but the shell the image has.
+    cannot tell; bash's /dev/tcp reads the body with nothing but the shell the image has. The
+    script bounds its own reads (`read -t`): kubelet treats an exec probe that it has to cancel
+    as unknown, not as failed, so a hung server would otherwise stay ready.
     """
     script = (
         f"v=$(grep -o 'versions: *[0-9]*' {tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG} | grep -o '[0-9]*$')"
         f" && exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
         f" && printf 'GET /v1/models/{model}/versions/%s HTTP/1.0\\r\\n\\r\\n' \"$v\" >&3"
-        " && grep -q AVAILABLE <&3"
+        ' && while IFS= read -r -t 1 line <&3 || [ -n "$line" ];'
+        ' do case "$line" in *AVAILABLE*) exit 0;; esac; line=; done; exit 1'
     )
     return ["bash", "-c", script]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.contract.harness import DockerHarness, Harness
+from tests.backends.contract.harness import DockerHarness, Harness, KubernetesHarness
 
-BACKENDS = ["docker"]
+BACKENDS = ["docker", "kubernetes"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -17,6 +17,9 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
     if request.param == "docker":
         made = DockerHarness(tmp_path, request.getfixturevalue("tfs_double_image"),
                              request.getfixturevalue("logproxy_image"))
+    elif request.param == "kubernetes":
+        made = KubernetesHarness(tmp_path, request.getfixturevalue("cluster"),
+                                 request.getfixturevalue("cluster_images"))
     else:  # pragma: no cover - a backend listed without a harness
         raise AssertionError(f"no harness for backend {request.param}")
     try:

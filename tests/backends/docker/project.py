@@ -48,19 +48,23 @@ class TestProject:
         }
         doc["metadata"]["name"] = self.name
         doc["spec"]["registry"] = "registry"
-        doc["spec"]["backend"].update(
-            type="docker",
-            image=image,
-            stateDir=str(self.state_dir),
-            pullPolicy="never",
-            pollSeconds=1,
-            readyTimeoutSeconds=60,
-        )
+        doc["spec"]["backend"].update(self.backend_settings())
         if proxy_image:
             doc["spec"]["backend"]["loggingProxyImage"] = proxy_image
         if kafka:
             doc["spec"]["kafka"] = {"bootstrapServers": [kafka], "partitions": 2}
         self.write("declserve.yaml", doc)
+
+    def backend_settings(self) -> dict[str, Any]:
+        """The project file's backend section for this test project's backend."""
+        return {
+            "type": "docker",
+            "image": self.image,
+            "stateDir": str(self.state_dir),
+            "pullPolicy": "never",
+            "pollSeconds": 1,
+            "readyTimeoutSeconds": 60,
+        }
 
     @classmethod
     def clone_of(cls, other: TestProject, root: Path) -> TestProject:
