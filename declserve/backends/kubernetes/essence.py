@@ -73,7 +73,9 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
         volumes[name] = {k: v for k, v in volume.items() if k != "configMap"}
         if "configMap" in volume:
             volumes[name]["configMap"] = {"name": volume["configMap"].get("name")}
-    ports = keyed(service["spec"]["ports"])
+    ports = keyed(service["spec"].get("ports") or [])
+    if not isinstance(ports, dict):
+        ports = {}  # no Service, or ports without names: none of declserve's
     return {
         "deployment": {
             "strategy": spec.get("strategy"),

@@ -4,12 +4,15 @@ Everything here is a function of a `ServingShape`, the neutral description of a 
 that the same function gives what the spec asks for and, from a live serving's neutral fields,
 what declserve would have applied to it: the essence compares the two (essence.py).
 
-A version bump is a rolling update: the model config lives in the ConfigMap, each pod mounts
-its files by subPath (a running pod keeps the config it started with, so a broken new version
-never reaches the old pods), the pod template carries the config's digest (any config change
-rolls out new pods), `maxUnavailable: 0` keeps every old pod until a new one is ready, the
-readiness probe passes only when the server reports the pinned version AVAILABLE, and a
-`preStop` pause lets kube-proxy drop a pod from the Service before it stops answering.
+A version bump is a rolling update: the model config lives in the ConfigMap, the pod template
+carries the config's digest (any config change rolls out new pods) and the pinned version
+(`DECLSERVE_MODEL_VERSION`), `maxUnavailable: 0` keeps every old pod until a new one is ready,
+the readiness probe passes only when the server reports the pod's own pinned version
+AVAILABLE, and a `preStop` pause lets kube-proxy drop a pod from the Service before it stops
+answering. TensorFlow Serving reads its config once (poll 0): kubelet also updates the files of
+the old pods, and they must keep serving the version they loaded until they go. (A subPath
+mount would not see updates, but kubelet deletes the files under it when the ConfigMap
+changes, which made every old pod unready at once.)
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ PROXY_CONTAINER = "proxy"
 PROXY_PORT = 8080
 PROXY_CONFIG = "proxy.json"
 UPSTREAMS = "upstreams.json"
-CONFIG_SUBDIR = "files"  # the ConfigMap's files sit in one directory, mounted by subPath
+VERSION_ENV = "DECLSERVE_MODEL_VERSION"
 GPU_RESOURCE = "nvidia.com/gpu"
 PORT_REST = "rest"
 PORT_GRPC = "grpc"
@@ -151,7 +154,7 @@ def _metadata(s: KubernetesSettings, shape: ServingShape, name: str) -> dict[str
 
 
 def readiness_command(model: str) -> list[str]:
-    """Ready only when the server reports the version pinned in the pod's config AVAILABLE.
+    """Ready only when the server reports the pod's pinned version AVAILABLE.
 
     `GET /v1/models/<name>` answers 200 while a version is still loading, so an HTTP probe
     cannot tell; bash's /dev/tcp reads the body with nothing but the shell the image has. The
@@ -159,9 +162,9 @@ def readiness_command(model: str) -> list[str]:
     as unknown, not as failed, so a hung server would otherwise stay ready.
     """
     script = (
-        f"v=$(grep -o 'versions: *[0-9]*' {tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG} | grep -o '[0-9]*$')"
-        f" && exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
-        f" && printf 'GET /v1/models/{model}/versions/%s HTTP/1.0\\r\\n\\r\\n' \"$v\" >&3"
+        f"exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
+        f" && printf 'GET /v1/models/{model}/versions/%s HTTP/1.0\\r\\n\\r\\n'"
+        f' "${VERSION_ENV}" >&3'
         ' && while IFS= read -r -t 1 line <&3 || [ -n "$line" ];'
         ' do case "$line" in *AVAILABLE*) exit 0;; esac; line=; done; exit 1'
     )
@@ -195,6 +198,7 @@ def serving_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, A
         "imagePullPolicy": s.pull_policy,
         "command": ["tensorflow_model_server"],
         "args": tfs.server_args(0, shape.batching is not None),
+        "env": [{"name": VERSION_ENV, "value": str(shape.version)}],
         "ports": [
             {"name": PORT_REST, "containerPort": tfs.REST_PORT, "protocol": "TCP"},
             {"name": PORT_GRPC, "containerPort": tfs.GRPC_PORT, "protocol": "TCP"},
@@ -215,8 +219,7 @@ def serving_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, A
         "resources": {"requests": {"cpu": shape.cpu, "memory": shape.memory}, "limits": limits},
         "volumeMounts": [
             models_mount,
-            {"name": "config", "mountPath": tfs.CONFIG_DIR, "subPath": CONFIG_SUBDIR,
-             "readOnly": True},
+            {"name": "config", "mountPath": tfs.CONFIG_DIR, "readOnly": True},
         ],
     }
     if s.pre_stop_seconds:
@@ -241,8 +244,7 @@ def proxy_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, Any
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                       "limits": {"cpu": "500m", "memory": "256Mi"}},
         "volumeMounts": [
-            {"name": "config", "mountPath": tfs.CONFIG_DIR, "subPath": CONFIG_SUBDIR,
-             "readOnly": True},
+            {"name": "config", "mountPath": tfs.CONFIG_DIR, "readOnly": True},
         ],
     }
     if s.pre_stop_seconds:
@@ -290,11 +292,7 @@ def deployment(
                     "containers": containers,
                     "volumes": [
                         models_volume,
-                        {"name": "config", "configMap": {
-                            "name": s.config_map_name(shape.name),
-                            "items": [{"key": k, "path": f"{CONFIG_SUBDIR}/{k}"}
-                                      for k in sorted(data)],
-                        }},
+                        {"name": "config", "configMap": {"name": s.config_map_name(shape.name)}},
                     ],
                 },
             },

@@ -82,7 +82,13 @@ class TestProject:
         return path
 
     def serving(
-        self, name: str, *, model: str = "mnist", version: int | str = 1, **spec: Any
+        self,
+        name: str,
+        *,
+        model: str = "mnist",
+        version: int | str = 1,
+        labels: dict[str, str] | None = None,
+        **spec: Any,
     ) -> Path:
         body = {
             "model": {"name": model, "version": version},
@@ -92,7 +98,7 @@ class TestProject:
         doc = {
             "apiVersion": "declserve.io/v1",
             "kind": "Serving",
-            "metadata": {"name": name},
+            "metadata": {"name": name, **({"labels": labels} if labels else {})},
             "spec": body,
         }
         return self.write(f"servings/{name}.yaml", doc)
