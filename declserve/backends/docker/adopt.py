@@ -3,11 +3,13 @@
 The containers `declserve import NAME` adopts (named NAME or NAME-<n>, running the project's
 image, not labelled by declserve) say which model they serve through their mount or flags,
 how many there are, their limits, batching, and whether they run; what the server reports
-picks the version.
+picks the version. The REST port a container published becomes the serving's `endpoint.port`,
+so its clients keep their address once the front proxy takes it over.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,11 +49,47 @@ def model_of(attrs: dict[str, Any]) -> str | None:
     return model
 
 
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a hand-made container's REST port is published on the host."""
+
+    container: str
+    host_ip: str
+    port: int
+
+    def address(self, host: str) -> str:
+        return f"{host if self.host_ip in WILDCARDS else self.host_ip}:{self.port}"
+
+
+def published_rest_port(attrs: dict[str, Any], bind: str) -> Published | None:
+    """The host port a container publishes its REST port on, when the front proxy can listen
+    there: on the backend's bind address, or on every address (then on the bind address only).
+
+    A running container's actual binding (an engine-chosen port too); a stopped one's fixed
+    binding, which is the address its clients were given.
+    """
+    key = f"{tfs.REST_PORT}/tcp"
+    if attrs["State"].get("Running"):
+        bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(key)
+    else:
+        bindings = ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).get(key)
+    usable = bind in WILDCARDS
+    for b in bindings or ():
+        ip, port = str(b.get("HostIp") or ""), str(b.get("HostPort") or "")
+        if port.isdigit() and (usable or ip == bind or ip in WILDCARDS):
+            return Published(attrs["Name"].lstrip("/"), ip, int(port))
+    return None
+
+
 def spec_from_containers(
     name: str,
     containers: list[dict[str, Any]],
     project: LoadedProject,
     served: tuple[int, ...] | None,
+    port: int | None = None,
 ) -> dict[str, Any]:
     """A Serving document describing what the hand-made containers run."""
     first = containers[0]
@@ -87,6 +125,8 @@ def spec_from_containers(
         spec["batching"] = {"enabled": True}
     if resources:
         spec["resources"] = resources
+    if port is not None:
+        spec["endpoint"] = {"port": port}
     doc = {"apiVersion": S.API_VERSION, "kind": "Serving", "metadata": {"name": name}, "spec": spec}
     S.Serving.model_validate(doc)  # what we write must load
     return doc

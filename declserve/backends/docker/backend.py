@@ -40,6 +40,10 @@ from declserve.plan import DesiredResource, ResourceChange, Step
 from declserve.provider import Adoption, ApplyContext, Wanted
 
 _POLL = 0.2
+# How long a hand-made container's port does not answer while it moves to the front proxy:
+# 4-44 ms measured under load in tests/backends/docker/test_import.py, rounded up; the
+# preview's promise, which that test holds it to.
+HAND_OVER_ESTIMATE_MS = 100
 Attrs = dict[str, Any]
 
 
@@ -490,8 +494,11 @@ class DockerBackend(P.DockerPlanner):
     def _ready_endpoints(self, serving: str, leaving: set[str] | None = None) -> list[str]:
         """The endpoints of the serving's running replicas, but those with ids in `leaving`."""
         replicas, _ = self._containers(serving)
-        found = [self._endpoint(a) for a in replicas.values()
-                 if a["State"].get("Running") and a["Id"] not in (leaving or set())]
+        found = [
+            self._endpoint(a)
+            for a in replicas.values()
+            if a["State"].get("Running") and a["Id"] not in (leaving or set())
+        ]
         return sorted(e for e in found if e)
 
     def _refresh_proxy(self, serving: str, leaving: set[str] | None = None) -> None:
@@ -530,12 +537,23 @@ class DockerBackend(P.DockerPlanner):
             return  # it reads the file when it starts
         logging = d.spec.inference_logging
         on = d.topic is not None and logging is not None
-        want = {"mode": logging.mode.value if on and logging is not None else "none",
-                "topic": d.topic if on else None,
-                "maxRecordBytes": self.settings.max_message_bytes}
+        want = {
+            "mode": logging.mode.value if on and logging is not None else "none",
+            "topic": d.topic if on else None,
+            "maxRecordBytes": self.settings.max_message_bytes,
+        }
         X.wait_settings(f"http://{self.settings.host}:{port}", want, self.settings.ready_timeout)
 
     def _create_proxy(self, d: DesiredServing) -> None:
+        running = d.spec.state is S.DesiredState.RUNNING
+        cid, port = self._make_proxy(d, start=running)
+        if running:
+            self._wait_proxy(cid, port)
+
+    def _make_proxy(
+        self, d: DesiredServing, *, start: bool, take_over: bool = False
+    ) -> tuple[str, int]:
+        """The serving's front proxy container, pointed at its running replicas; and its port."""
         directory = self.settings.config_dir(d.name)
         directory.mkdir(parents=True, exist_ok=True)
         self._point_proxy(d)
@@ -545,26 +563,33 @@ class DockerBackend(P.DockerPlanner):
             E.LABEL_PROJECT: self.settings.project,
             E.LABEL_SERVING: d.name,
         }
-        running = d.spec.state is S.DesiredState.RUNNING
-        X.create(
+        cid = X.create(
             self.client,
             name=self.settings.proxy_name(d.name),
             image=self.settings.proxy_image,
             labels=labels,
             config_dir=directory,
-            start=running,
+            start=start,
+            take_over_seconds=self.settings.ready_timeout if take_over else None,
         )
-        if running:
-            try:
-                X.wait_healthy(f"http://{self.settings.host}:{port}", self.settings.ready_timeout)
-            except NotReady as exc:
-                _, proxy = self._containers(d.name)
-                if proxy is None or proxy["State"].get("Running"):
-                    raise
-                with engine_errors(f"read the log of {proxy['Name'].lstrip('/')}"):
-                    tail = self.api.logs(proxy["Id"], tail=5).decode(errors="replace").strip()
-                raise NotReady(f"the front proxy {proxy['Name'].lstrip('/')} stopped "
-                               f"({proxy['State'].get('Status')}): {tail[-400:]}") from exc
+        return cid, port
+
+    def _wait_proxy(self, cid: str, port: int, interval: float = 0.2) -> None:
+        """Until the started front proxy answers on its port; NotReady with its log if it died."""
+        try:
+            X.wait_healthy(
+                f"http://{self.settings.host}:{port}", self.settings.ready_timeout, interval
+            )
+        except NotReady as exc:
+            attrs = self._inspect(cid)
+            if attrs is None or attrs["State"].get("Running"):
+                raise
+            name = attrs["Name"].lstrip("/")
+            with engine_errors(f"read the log of {name}"):
+                tail = self.api.logs(cid, tail=5).decode(errors="replace").strip()
+            raise NotReady(
+                f"the front proxy {name} stopped ({attrs['State'].get('Status')}): {tail[-400:]}"
+            ) from exc
 
     # ---- project records: lock, history, protection ---------------------------------------
     @property
@@ -602,9 +627,13 @@ class DockerBackend(P.DockerPlanner):
         counters = X.read_stats(proxy["url"])
         if counters is None:
             return {}
-        return {"records": {"produced": counters.get("recordsProduced", 0),
-                            "failed": counters.get("recordsFailed", {}),
-                            "refused": counters.get("requestsTooLarge", 0)}}
+        return {
+            "records": {
+                "produced": counters.get("recordsProduced", 0),
+                "failed": counters.get("recordsFailed", {}),
+                "refused": counters.get("requestsTooLarge", 0),
+            }
+        }
 
     def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
         replicas, proxy = self._containers(name)
@@ -667,27 +696,116 @@ class DockerBackend(P.DockerPlanner):
             ),
             None,
         )
-        document = A.spec_from_containers(name, found, self.project, served)
-        old = [a["Name"].lstrip("/") for a in found]
-        instances = document["spec"]["instances"]
-        preview = (
-            f"create {instances} managed replica(s) "
-            f"{', '.join(self.settings.container_name(name, i) for i in range(instances))}",
-            f"then remove the hand-made container(s) {', '.join(old)}"
-            " (their published ports stop answering)",
+        taken = next(
+            (p for p in (A.published_rest_port(a, self.settings.bind_address) for a in found) if p),
+            None,
         )
+        document = A.spec_from_containers(
+            name, found, self.project, served, taken.port if taken else None
+        )
+        instances = document["spec"]["instances"]
+        holder = next((a for a in found if taken and _name(a) == taken.container), None)
+        others = [a for a in found if a is not holder]
+        running = holder is not None and bool(holder["State"].get("Running"))
+        preview = [
+            f"create {instances} managed replica(s) "
+            f"{', '.join(self.settings.container_name(name, i) for i in range(instances))}"
+            " and wait until they serve",
+        ]
+        if others:
+            gone = f"remove the hand-made container(s) {', '.join(_name(a) for a in others)}"
+            preview.append(
+                f"{gone} (ports they publish stop answering)"
+                if taken
+                else f"{gone}; none publishes its REST port where the front proxy can listen "
+                f"({self.settings.bind_address}), so the serving's front proxy "
+                f"{self.settings.proxy_name(name)} listens on a port chosen once"
+            )
+        if taken is not None and running:
+            where = taken.address(self.settings.host)
+            only = (
+                f" (published on every address, it is kept on {self.settings.bind_address} only)"
+                if taken.host_ip in A.WILDCARDS and self.settings.bind_address not in A.WILDCARDS
+                else ""
+            )
+            preview.append(
+                f"start the front proxy {self.settings.proxy_name(name)} waiting for port "
+                f"{taken.port}, then disconnect {taken.container} from its networks: {where} "
+                f"moves to the front proxy of serving {name}{only}; requests to it may fail for "
+                f"up to about {HAND_OVER_ESTIMATE_MS} ms while it moves; then remove "
+                f"{taken.container}"
+            )
+        elif taken is not None:
+            preview.append(
+                f"remove {taken.container}, then create the front proxy "
+                f"{self.settings.proxy_name(name)} on port {taken.port}, the one "
+                f"{taken.container} published (not in use while it is stopped)"
+            )
 
         def adopt(d: DesiredServing, ctx: ApplyContext) -> None:
             for step in self._create_steps(
                 DesiredResource(self.kind, d.name, E.desired_essence(d, self.settings))
             ):
+                if step.op == P.PROXY_CREATE and holder is not None:
+                    continue  # made at the hand-over, once the port is free
                 ctx.say(step.text())
                 self._step(step, d.name, d, ctx)
-            for a in found:
-                ctx.say(f"remove {a['Name'].lstrip('/')}")
+            for a in others:
+                ctx.say(f"remove {_name(a)}")
                 self._remove(a["Id"])
+            if holder is not None:
+                self._hand_over(d, holder, ctx)
 
-        return Adoption(name, document, preview, adopt)
+        return Adoption(name, document, tuple(preview), adopt)
+
+    def _hand_over(self, d: DesiredServing, holder: Attrs, ctx: ApplyContext) -> None:
+        """The hand-made container's port to the serving's front proxy, with the shortest gap.
+
+        Docker cannot publish one host port from two containers, and the engine's port holder
+        (docker-proxy) sets no SO_REUSEPORT, so the port cannot be shared for a moment. Instead
+        everything slow happens while the hand-made container still answers: the replicas are
+        ready, the front proxy is started and waits for the port. Disconnecting the hand-made
+        container from its networks releases its port within milliseconds (removing it takes
+        the engine a quarter of a second: kill, then teardown); the proxy binds it at once.
+        """
+        proxy = self.settings.proxy_name(d.name)
+        if not (d.spec.state is S.DesiredState.RUNNING and holder["State"].get("Running")):
+            ctx.say(f"remove {_name(holder)}")
+            self._remove(holder["Id"])  # it holds no port while it is stopped
+            ctx.say(Step(P.PROXY_CREATE, proxy).text())
+            self._create_proxy(d)
+            return
+        cid, port = self._make_proxy(d, start=True, take_over=True)
+        ctx.say(f"started the front proxy {proxy}; it waits for port {port}")
+        self._wait_log(cid, X.WAITING_FOR_PORT)
+        ctx.say(f"disconnect {_name(holder)} from its networks: its port goes to {proxy}")
+        networks = (holder.get("NetworkSettings") or {}).get("Networks") or {}
+        try:
+            for network in networks:
+                with engine_errors(f"disconnect {_name(holder)} from {network}"):
+                    self.api.disconnect_container_from_network(holder["Id"], network, force=True)
+        except Rejected:
+            self._remove(holder["Id"])  # a network that cannot be left: the slower way
+        self._wait_proxy(cid, port, interval=0.001)
+        ctx.say(f"port {port} answers through the front proxy {proxy}")
+        ctx.say(f"remove {_name(holder)}")
+        self._remove(holder["Id"])
+
+    def _wait_log(self, cid: str, line: str) -> None:
+        """Until a container's log holds `line`; NotReady, with its log, at the deadline."""
+        deadline = time.monotonic() + self.settings.ready_timeout
+        text = ""
+        while time.monotonic() < deadline:
+            with engine_errors(f"read the log of {cid[:12]}"):
+                text = self.api.logs(cid, tail=20).decode(errors="replace")
+            if line in text:
+                return
+            time.sleep(0.01)  # polling the container's log, bounded by the deadline
+        raise NotReady(f"container {cid[:12]} did not log {line!r}: {text[-400:]}")
+
+
+def _name(attrs: Attrs) -> str:
+    return str(attrs["Name"]).lstrip("/")
 
 
 def _index(name: str) -> int:

@@ -62,8 +62,12 @@ def observed(attrs: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
     config = read_config(config_dir)
     chosen = read_endpoint(config_dir)
     port: Any = chosen.get("port")
-    out: dict[str, Any] = {"frontend": {"image": attrs["Config"].get("Image"),
-                                        "port": AUTO_PORT if chosen.get("auto") else port}}
+    out: dict[str, Any] = {
+        "frontend": {
+            "image": attrs["Config"].get("Image"),
+            "port": AUTO_PORT if chosen.get("auto") else port,
+        }
+    }
     if config.get("mode") not in (None, "none"):
         out["logging"] = {
             "topic": config.get("topic"),
@@ -148,6 +152,34 @@ def remove_files(config_dir: Path) -> None:
         (config_dir / name).unlink(missing_ok=True)
 
 
+WAITING_FOR_PORT = "declserve: loaded; waiting for the listen port to be free"
+# Runs the proxy program of the image (/app/proxy.py) once its port is free. Started while
+# another process still holds the port, it has paid for Python and its imports already when
+# the port is released, and binds within a millisecond: the hand-over of a hand-made
+# container's port then costs that, not the proxy's start. (The proxy program itself exits
+# when its port is taken; it is shared with the Kubernetes backend, so the wait lives here.)
+_TAKE_OVER = f"""
+import json, socket, sys, time
+sys.path.insert(0, "/app")
+import proxy
+config, seconds = sys.argv[1], float(sys.argv[2])
+host, _, port = json.load(open(config))["listen"].rpartition(":")
+deadline = time.monotonic() + seconds
+print({WAITING_FOR_PORT!r}, flush=True)
+while time.monotonic() < deadline:
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host.strip("[]") or "127.0.0.1", int(port)))
+        break
+    except OSError:
+        time.sleep(0.0005)
+    finally:
+        probe.close()
+sys.exit(proxy.main(["--config", config]))
+"""
+
+
 def create(
     client: docker.DockerClient,
     *,
@@ -156,18 +188,20 @@ def create(
     labels: dict[str, str],
     config_dir: Path,
     start: bool,
+    take_over_seconds: float | None = None,
 ) -> str:
+    """The front proxy container; with `take_over_seconds`, one that waits that long at most
+    for its port to be free before it listens (`WAITING_FOR_PORT` in its log meanwhile)."""
+    config = f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}"
+    command = ["python3", "/app/proxy.py", "--config", config]
+    if take_over_seconds is not None:
+        command = ["python3", "-c", _TAKE_OVER, config, str(take_over_seconds)]
     try:
         with engine_errors(f"run the logging proxy {name}"):
             container = client.containers.create(
                 image,
                 name=name,
-                command=[
-                    "python3",
-                    "/app/proxy.py",
-                    "--config",
-                    f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}",
-                ],
+                command=command,
                 labels={**labels, E.LABEL_ROLE: ROLE_PROXY},
                 mounts=[Mount(tfs.CONFIG_DIR, str(config_dir), type="bind", read_only=True)],
                 network_mode="host",
@@ -183,7 +217,7 @@ def create(
     return str(container.id)
 
 
-def wait_healthy(url: str, deadline_seconds: float) -> None:
+def wait_healthy(url: str, deadline_seconds: float, interval: float = 0.2) -> None:
     deadline = time.monotonic() + deadline_seconds
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -193,7 +227,7 @@ def wait_healthy(url: str, deadline_seconds: float) -> None:
                     return
         except (urllib.error.URLError, OSError) as exc:
             last = exc
-        time.sleep(0.2)  # polling the proxy's own health endpoint, bounded by the deadline
+        time.sleep(interval)  # polling the proxy's own health endpoint, bounded by the deadline
     raise NotReady(
         f"the logging proxy at {url} did not answer within {deadline_seconds:.0f}s ({last})"
     )
@@ -213,8 +247,10 @@ def wait_settings(url: str, want: dict[str, Any], deadline_seconds: float) -> No
             pass
         time.sleep(0.2)  # polling the proxy's own report, bounded by the deadline
     shown = {k: seen.get(k) for k in want}
-    raise NotReady(f"the logging proxy at {url} did not take its new settings within "
-                   f"{deadline_seconds:.0f}s (it reports {shown})")
+    raise NotReady(
+        f"the logging proxy at {url} did not take its new settings within "
+        f"{deadline_seconds:.0f}s (it reports {shown})"
+    )
 
 
 def read_stats(url: str, timeout: float = 1.0) -> dict[str, Any] | None:

@@ -186,6 +186,30 @@ class TestProject:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
+def run_hand_made(project: TestProject, name: str, *flags: str) -> None:
+    """A TensorFlow Serving (double) container of model iris, run by hand as a user would:
+    not labelled by declserve; `flags` for `docker run` (ports, limits)."""
+    model_dir = project.root / "registry" / "Models" / "iris"
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            *flags,
+            "-v",
+            f"{model_dir}:/models/iris:ro",
+            "-e",
+            "MODEL_NAME=iris",
+            project.image,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
 def resource_change(plan: dict[str, Any], address: str) -> dict[str, Any]:
     for rc in plan["resource_changes"]:
         if rc["address"] == address:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.backends.docker.project import ROOT, TestProject, changes, field
+from tests.backends.docker.project import ROOT, TestProject, changes, field, run_hand_made
 from tests.backends.docker.traffic import predict
 
 
@@ -164,30 +164,17 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
     schema = project.root.parent / "schema"  # as in this repository: a schema/ above the project
     schema.mkdir(exist_ok=True)
     shutil.copy(ROOT / "schema" / "serving.schema.json", schema)
-    model_dir = project.root / "registry" / "Models" / "iris"
     name = f"{project.name}x"  # a serving name nobody else uses on this engine
     for i in range(2):
-        docker(
-            "run",
-            "-d",
-            "--name",
-            f"{name}-{i}",
-            "-p",
-            "127.0.0.1::8501",
-            "--cpus",
-            "0.5",
-            "--memory",
-            "128m",
-            "-v",
-            f"{model_dir}:/models/iris:ro",
-            "-e",
-            "MODEL_NAME=iris",
-            project.image,
+        run_hand_made(
+            project, f"{name}-{i}", "-p", "127.0.0.1::8501", "--cpus", "0.5", "--memory", "128m"
         )
     try:
         asked = project.run("import", name)  # no terminal to answer: nothing is changed
         assert asked.returncode == 1 and "Cancelled" in asked.stderr
-        assert f"remove the hand-made container(s) {name}-0, {name}-1" in asked.stdout
+        assert f"remove the hand-made container(s) {name}-1 (ports they publish" in asked.stdout
+        port = int(docker("port", f"{name}-0", "8501/tcp").split()[0].rsplit(":", 1)[1])
+        assert f"127.0.0.1:{port} moves to the front proxy of serving {name}" in asked.stdout
         assert project.containers(proxies=True) == []
         result = project.ok("import", name, "--auto-approve")
         assert "model iris version 2, 2 instance(s)" in result.stdout
@@ -199,13 +186,15 @@ def test_import_adopts_a_hand_made_serving_and_the_next_plan_is_empty(make_proje
             "model": {"name": "iris", "version": 2},
             "instances": 2,
             "resources": {"cpu": "500m", "memory": "128Mi"},
+            "endpoint": {"port": port},  # the address name-0 published, kept
         }
         assert project.detailed_exitcode() == 0
         assert len(project.containers(name)) == 2
         leftovers = docker("ps", "-aq", "--filter", f"name=^/{name}-[0-9]+$").split()
         assert leftovers == []
-        for url in project.status()[name]["endpoints"]:
-            assert predict(url)["model_version"] == "2"
+        (url,) = project.status()[name]["endpoints"]
+        assert url == f"http://127.0.0.1:{port}/v1/models/iris"  # name-0's address
+        assert predict(url)["model_version"] == "2"
         again = project.run("import", name)
         assert again.returncode == 1 and "already has a spec" in again.stderr
     finally:

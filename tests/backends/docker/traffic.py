@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ class SteadyClient:
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     versions: set[str] = field(default_factory=set)
+    outcomes: list[tuple[float, bool]] = field(default_factory=list)  # (sent at, answered)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -42,11 +44,14 @@ class SteadyClient:
         while not self._stop.is_set():
             url = self.endpoints[i % len(self.endpoints)]
             i += 1
+            sent = time.monotonic()
             try:
                 self.versions.add(served_version(url))
                 self.ok += 1
+                self.outcomes.append((sent, True))
             except Exception as exc:  # every failure is counted and reported
                 self.failures.append(f"{url}: {exc!r}")
+                self.outcomes.append((sent, False))
 
     def __enter__(self) -> SteadyClient:
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -57,3 +62,13 @@ class SteadyClient:
         self._stop.set()
         assert self._thread is not None
         self._thread.join(timeout=30)
+
+
+def gap_ms(outcomes: list[tuple[float, bool]]) -> float:
+    """How long the address did not answer: from the first failed request's sending to the
+    sending of the first request answered after the last failure; 0 without failures."""
+    failed = [i for i, (_, ok) in enumerate(outcomes) if not ok]
+    if not failed:
+        return 0.0
+    after = next((t for t, ok in outcomes[failed[-1] + 1 :] if ok), outcomes[failed[-1]][0])
+    return (after - outcomes[failed[0]][0]) * 1000
