@@ -41,6 +41,8 @@ FATAL_WAITING = frozenset({
     "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
     "CrashLoopBackOff",
 })
+_REVISION = "deployment.kubernetes.io/revision"
+_TEMPLATE_HASH = "pod-template-hash"
 UNREADY_GRACE_S = 5.0  # a pod that was ready and has not been for this long is broken
 
 
@@ -298,7 +300,12 @@ class KubernetesBackend(P.KubernetesPlanner):
             if dep is None:
                 raise NotFound(f"Deployment {d.name} disappeared during apply")
             pods = self._serving_pods(d.name)
-            fatal = [w for w in (_fatal(p) for p in pods) if w]
+            # pods of an earlier template (a rollout that failed before) go as this one rolls;
+            # which template is current is known once the controller has seen this generation
+            seen = (dep.get("status") or {}).get("observedGeneration", 0) >= dep["metadata"].get(
+                "generation", 0)
+            current = self._current(dep, pods) if seen else []
+            fatal = [w for w in (_fatal(p) for p in current) if w]
             if fatal:
                 raise NotReady(f"serving {d.name} cannot start: {'; '.join(fatal)}")
             if _rolled_out(dep):
@@ -311,6 +318,18 @@ class KubernetesBackend(P.KubernetesPlanner):
                 )
             ctx.checkpoint()
             time.sleep(_POLL)  # polling the Deployment's status, bounded by the deadline
+
+    def _current(self, dep: Obj, pods: list[Obj]) -> list[Obj]:
+        """The pods of the Deployment's current template (its newest ReplicaSet's)."""
+        revision = (dep["metadata"].get("annotations") or {}).get(_REVISION)
+        if revision is None:
+            return []  # the controller has not made its ReplicaSet yet
+        sets = self.kube.list("ReplicaSet", f"{self._selector},{M.LABEL_SERVING}="
+                              f"{dep['metadata']['name']}")
+        hashes = {(r["metadata"].get("labels") or {}).get(_TEMPLATE_HASH) for r in sets
+                  if (r["metadata"].get("annotations") or {}).get(_REVISION) == revision}
+        return [p for p in pods
+                if (p["metadata"].get("labels") or {}).get(_TEMPLATE_HASH) in hashes]
 
     def wait_stopped(self, serving: str, ctx: ApplyContext) -> None:
         deadline = time.monotonic() + self.settings.ready_timeout

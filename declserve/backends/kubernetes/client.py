@@ -30,6 +30,7 @@ TIMEOUT = (5.0, 60.0)  # connect, read: an API server that does not answer fails
 # Where each kind lives, relative to a namespace.
 PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
     "Pod": "/api/v1/namespaces/{ns}/pods",

@@ -165,7 +165,7 @@ def readiness_command(model: str) -> list[str]:
         f"exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
         f" && printf 'GET /v1/models/{model}/versions/%s HTTP/1.0\\r\\n\\r\\n'"
         f' "${VERSION_ENV}" >&3'
-        ' && while IFS= read -r -t 1 line <&3 || [ -n "$line" ];'
+        ' && while IFS= read -r -t 2 line <&3 || [ -n "$line" ];'
         ' do case "$line" in *AVAILABLE*) exit 0;; esac; line=; done; exit 1'
     )
     return ["bash", "-c", script]
@@ -206,8 +206,8 @@ def serving_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, A
         "readinessProbe": {
             "exec": {"command": readiness_command(shape.model)},
             "periodSeconds": 2,
-            "timeoutSeconds": 2,
-            "failureThreshold": 2,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
         },
         "livenessProbe": {
             "httpGet": {"path": f"/v1/models/{shape.model}", "port": PORT_REST},

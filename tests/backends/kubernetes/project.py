@@ -17,8 +17,8 @@ from typing import Any
 from tests.backends.docker.project import TestProject
 from tests.fixtures.cluster import Cluster
 
-READY_TIMEOUT_S = 90
-PRE_STOP_S = 2  # long enough for kube-proxy here (testinfra/cluster/NOTES.md), short for tests
+READY_TIMEOUT_S = 240  # the node is shared with other tests on 2 cores
+PRE_STOP_S = 5  # the default: on a loaded node kube-proxy may take seconds to drop a pod
 
 
 class KubeProject(TestProject):
