@@ -94,8 +94,8 @@ def test_a_changed_label_is_that_label(project: KubeProject) -> None:
 
 
 def test_an_edited_probe_is_drift_too(project: KubeProject) -> None:
-    patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/periodSeconds",
-              "value": 7}]
+    probe = "/spec/template/spec/containers/0/readinessProbe/periodSeconds"
+    patch = [{"op": "replace", "path": probe, "value": 7}]
     project.kubectl("patch", "deployment/m", "--type=json", "-p", json.dumps(patch))
     rc = drift(project)
     assert changes(project.plan(), "serving.m") == {
