@@ -11,7 +11,9 @@ through `declserve.providers` by name.
 The observed status a provider attaches to a live resource (`LiveResource.observed`) is read
 by `status` only; these keys are understood there:
 
-    endpoints       list[str]  the addresses clients use
+    endpoints       list[str]  the addresses clients on this machine use
+    innerEndpoints  list[str]  the addresses inside the backend's own network (a Service's
+                               in-cluster name), where they differ
     servedVersions  list[int]  model versions the servers report AVAILABLE
     ready           int        members (replicas, pods) ready to answer
     members         list[dict] each with name, state and, where known, endpoint and

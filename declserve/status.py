@@ -43,6 +43,9 @@ def serving_status(
         "instancesReady": observed.get("ready", 0),
         "instancesDesired": desired.spec.instances if desired else None,
         "endpoints": [f"{e}/v1/models/{model.get('name')}" for e in observed.get("endpoints", [])],
+        "innerEndpoints": [
+            f"{e}/v1/models/{model.get('name')}" for e in observed.get("innerEndpoints", [])
+        ],
         "members": list(observed.get("members", [])),
         "records": observed.get("records"),
         "topic": desired.topic if desired else None,
@@ -90,6 +93,8 @@ def print_status(rows: list[dict[str, Any]], *, verbose: bool = False) -> None:
             print(f"{'':<20} {row['healthReason']}")
         for endpoint in row["endpoints"]:
             print(f"{'':<20} {endpoint}")
+        for endpoint in row.get("innerEndpoints", []):
+            print(f"{'':<20} {endpoint} (inside the cluster)")
         if verbose:
             for m in row["members"]:
                 where = f"  {m['endpoint']}" if m.get("endpoint") else ""

@@ -204,6 +204,7 @@ class KubernetesBackend(P.KubernetesPlanner):
             health=health,
             observed={
                 "endpoints": self._endpoints(service),
+                "innerEndpoints": [self._inner(service)] if service else [],
                 "servedVersions": served,
                 "ready": len(ready),
                 "members": [
@@ -231,15 +232,17 @@ class KubernetesBackend(P.KubernetesPlanner):
         is this machine (its API server is on loopback), else the in-cluster name."""
         if service is None:
             return []
-        name = service["metadata"]["name"]
-        inside = f"http://{name}.{self.settings.namespace}.svc:{tfs.REST_PORT}"
         rest: Obj = next(
             (p for p in service["spec"].get("ports") or () if p.get("name") == M.PORT_REST), {}
         )
         host = urlsplit(self.kube.host).hostname
         if rest.get("nodePort") and host in ("127.0.0.1", "localhost"):
             return [f"http://127.0.0.1:{rest['nodePort']}"]
-        return [inside]
+        return [self._inner(service)]
+
+    def _inner(self, service: Obj) -> str:
+        name = service["metadata"]["name"]
+        return f"http://{name}.{self.settings.namespace}.svc:{tfs.REST_PORT}"
 
     # ---- carrying out the steps -------------------------------------------------------------
     def execute(self, change: ResourceChange, wanted: Wanted | None, ctx: ApplyContext) -> None:
