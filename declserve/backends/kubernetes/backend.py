@@ -425,7 +425,9 @@ class KubernetesBackend(P.KubernetesPlanner):
             yield lines.get()
 
     def find_adoption(self, name: str) -> Adoption | None:
-        return None
+        from declserve.backends.kubernetes import adoption  # only `import` needs it
+
+        return adoption.find(self, name)
 
 
 def _named(objs: list[Obj] | None, name: str) -> Obj | None:

@@ -148,14 +148,29 @@ class KubernetesPlanner:
             elif rolls and running:
                 detail += "; the pods roll"
             steps.append(Step(APPLY, self._object(DEPLOYMENT, desired.name), detail))
-        if _any(paths, _SERVICE_FIELDS):
-            steps.append(Step(APPLY, self._object(SERVICE, desired.name),
-                              _fields(paths, _SERVICE_FIELDS)))
+        service = (Step(APPLY, self._object(SERVICE, desired.name),
+                        _fields(paths, _SERVICE_FIELDS))
+                   if _any(paths, _SERVICE_FIELDS) else None)
+        # a Service pointed at a port only the new pods have (the proxy's, or `rest` for pods
+        # adopted by import, which have no port of that name) would select no pod until they
+        # are ready: it follows the rollout instead
+        after = rolls and running and _only_new_pods_have(desired, live)
+        if service is not None and not after:
+            steps.append(service)
         if running and (rolls or _any(paths, ("instances", "state"))):
             steps.append(self._wait(desired, rolling=rolls and "state" not in paths))
+        if service is not None and after:
+            steps.append(service)
         if not running and "state" in paths:
             steps.append(Step(WAIT_GONE, f"pods of Deployment {desired.name}"))
         return tuple(steps)
+
+
+def _only_new_pods_have(desired: DesiredResource, live: LiveResource) -> bool:
+    want = (desired.essence.get("service") or {}).get("target")
+    have = (live.essence.get("service") or {}).get("target")
+    return want != have and (want == M.PROXY_CONTAINER or have not in (
+        M.SERVING_CONTAINER, M.PROXY_CONTAINER))
 
 
 def _fields(paths: set[str], prefixes: Sequence[str]) -> str:

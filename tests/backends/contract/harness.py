@@ -160,7 +160,8 @@ class KubernetesHarness:
         wait_until(lambda: project.detailed_exitcode() == 2, timeout=90,
                    message=f"the stopped server of pod {pod['metadata']['name']} seen as broken")
 
-    def hand_made(self, project: TestProject, name: str) -> None:
+    def hand_made(self, project: TestProject, name: str, *, service: bool = False) -> None:
+        """With `service`, a NodePort Service named `name` in front of it too."""
         kube = self._kube(project)
         registry = (kube.root / "registry").resolve()
         manifest = {
@@ -178,6 +179,8 @@ class KubernetesHarness:
                         "imagePullPolicy": "Never",
                         "env": [{"name": "MODEL_NAME", "value": "iris"}],
                         "ports": [{"containerPort": 8501}],
+                        "readinessProbe": {"httpGet": {"path": "/v1/models/iris",
+                                                       "port": 8501}, "periodSeconds": 2},
                         "volumeMounts": [{"name": "models", "mountPath": "/models/iris",
                                           "readOnly": True}],
                     }],
@@ -187,6 +190,13 @@ class KubernetesHarness:
             },
         }
         kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        if service:
+            kube.kubectl("apply", "-f", "-", input=json.dumps({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "labels": {"app": name}},
+                "spec": {"type": "NodePort", "selector": {"app": name},
+                         "ports": [{"port": 8501, "targetPort": 8501}]},
+            }))
         kube.kubectl("rollout", "status", f"deployment/{name}", "--timeout=90s")
 
     def cleanup(self) -> None:
