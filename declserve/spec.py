@@ -457,6 +457,14 @@ class KubernetesBackend(StrictModel):
         default="declserve/logproxy:latest",
         description="declserve's inference-logging proxy image, run as a sidecar when logging.",
     )
+    kafka_bootstrap_servers: (
+        list[Annotated[str, StringConstraints(min_length=3)]] | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        description="The Kafka brokers as pods reach them (the logging proxies produce there); "
+        "default: kafka.bootstrapServers.",
+    )
     pre_stop_seconds: int = Field(
         default=5,
         ge=0,

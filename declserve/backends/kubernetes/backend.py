@@ -390,7 +390,28 @@ class KubernetesBackend(P.KubernetesPlanner):
 
     # ---- reading for humans -----------------------------------------------------------------
     def details(self, live: LiveResource) -> dict[str, Any]:
-        return {}
+        """The logging proxies' record counters, summed over the serving's pods: asked of each
+        pod through the API server's pod proxy, only for `status`, never by plan."""
+        if "logging" not in live.essence:
+            return {}
+        stats = [s for pod in live.observed.get("members") or ()
+                 if pod.get("state") == "ready" and (s := self._proxy_stats(pod["name"]))]
+        if not stats:
+            return {}
+        failed: dict[str, int] = {}
+        for s in stats:
+            for reason, n in (s.get("recordsFailed") or {}).items():
+                failed[reason] = failed.get(reason, 0) + int(n)
+        return {"records": {"produced": sum(int(s.get("recordsProduced", 0)) for s in stats),
+                            "failed": failed,
+                            "refused": sum(int(s.get("requestsTooLarge", 0)) for s in stats),
+                            "pods": len(stats)}}
+
+    def _proxy_stats(self, pod: str) -> Obj | None:
+        try:
+            return self.kube.pod_proxy_get(pod, M.PROXY_PORT, "/-/stats")
+        except (BackendUnavailable, NotFound, Rejected, ValueError):
+            return None  # a pod going away, or a proxy not answering: not counted
 
     def logs(self, name: str, tail: int, follow: bool) -> Iterator[tuple[str, str]]:
         pods = [p for p in self._serving_pods(name) if not p["metadata"].get("deletionTimestamp")]

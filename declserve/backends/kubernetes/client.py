@@ -169,6 +169,12 @@ class Kube:
         finally:
             response.release_conn()
 
+    def pod_proxy_get(self, pod: str, port: int, path: str, timeout: float = 2.0) -> Obj:
+        """GET `path` of a pod's port through the API server's pod proxy: a JSON object."""
+        doc = self._call("GET", f"{self.path('Pod', f'{pod}:{port}')}/proxy/{path.lstrip('/')}",
+                         f"read {path} of pod {pod}", timeout=(timeout, timeout))
+        return doc if isinstance(doc, dict) else {}
+
     # ---- writes ---------------------------------------------------------------------------
     def apply(self, manifest: Obj, force: bool = True) -> Obj:
         """Server-side apply as declserve's field manager."""

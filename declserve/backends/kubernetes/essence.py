@@ -42,6 +42,7 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("model", "configmap", "data.models.config"),
     ("modelConfig", "configmap", "data.models.config"),
     ("logging", "configmap", "data.proxy.json"),
+    ("pod.proxy", "deployment", "spec.template.spec.containers.proxy"),
     ("labels", "deployment", "metadata.labels"),
     ("protected", "deployment", "metadata.annotations"),
     ("modelSource", "deployment", "spec.template.spec.volumes"),
@@ -76,6 +77,12 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
     ports = keyed(service["spec"].get("ports") or [])
     if not isinstance(ports, dict):
         ports = {}  # no Service, or ports without names: none of declserve's
+    proxy = pod["containers"].get(M.PROXY_CONTAINER)
+    sidecar = {} if proxy is None else {"proxy": {
+        k: proxy.get(k)
+        for k in ("image", "command", "ports", "readinessProbe", "livenessProbe", "lifecycle",
+                  "resources", "imagePullPolicy", "volumeMounts")
+    }}
     return {
         "deployment": {
             "strategy": spec.get("strategy"),
@@ -89,6 +96,7 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
                 for k in ("command", "ports", "readinessProbe", "livenessProbe", "lifecycle",
                           "imagePullPolicy", "volumeMounts")
             },
+            **sidecar,
         },
         "serviceSpec": {
             "ports": {
@@ -186,7 +194,7 @@ def _logging(deployment: Obj, data: dict[str, str]) -> dict[str, Any] | None:
     except ValueError:
         doc = {}
     return {"topic": doc.get("topic"), "mode": doc.get("mode"),
-            "maxRecordBytes": doc.get("maxRecordBytes")}
+            "maxRecordBytes": doc.get("maxRecordBytes"), "bootstrap": doc.get("bootstrap")}
 
 
 def shape_of(deployment: Obj, config: Obj | None, service: Obj | None) -> M.ServingShape:

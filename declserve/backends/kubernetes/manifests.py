@@ -4,15 +4,15 @@ Everything here is a function of a `ServingShape`, the neutral description of a 
 that the same function gives what the spec asks for and, from a live serving's neutral fields,
 what declserve would have applied to it: the essence compares the two (essence.py).
 
-A version bump is a rolling update: the model config lives in the ConfigMap, the pod template
-carries the config's digest (any config change rolls out new pods) and the pinned version
-(`DECLSERVE_MODEL_VERSION`), `maxUnavailable: 0` keeps every old pod until a new one is ready,
-the readiness probe passes only when the server reports the pod's own pinned version
-AVAILABLE, and a `preStop` pause lets kube-proxy drop a pod from the Service before it stops
-answering. TensorFlow Serving reads its config once (poll 0): kubelet also updates the files of
-the old pods, and they must keep serving the version they loaded until they go. (A subPath
-mount would not see updates, but kubelet deletes the files under it when the ConfigMap
-changes, which made every old pod unready at once.)
+A version bump is a rolling update: the model config lives in the ConfigMap, each container
+mounts its files one by one by subPath (a running pod keeps the config it started with, so a
+broken new version never reaches the old pods; one subPath for the whole directory would not:
+kubelet empties the old copy of the volume on every change, and a directory mount shows that
+at once), the pod template carries the config's digest (any config change rolls out new pods)
+and the pinned version (`DECLSERVE_MODEL_VERSION`), `maxUnavailable: 0` keeps every old pod
+until a new one is ready, the readiness probe passes only when the server reports the pod's
+pinned version AVAILABLE, and a `preStop` pause lets kube-proxy drop a pod from the Service
+before it stops answering. TensorFlow Serving reads its config once (poll 0).
 """
 
 from __future__ import annotations
@@ -43,10 +43,22 @@ PROXY_PORT = 8080
 PROXY_CONFIG = "proxy.json"
 UPSTREAMS = "upstreams.json"
 VERSION_ENV = "DECLSERVE_MODEL_VERSION"
+CONFIG_SUBDIR = "files"  # the ConfigMap's files sit in one directory, each mounted by subPath
 GPU_RESOURCE = "nvidia.com/gpu"
 PORT_REST = "rest"
 PORT_GRPC = "grpc"
 PORT_FRONT = "front"
+# The proxy's own settings, the same as on Docker where they matter: a logged request may use
+# all but this much of a record (the rest holds the predictions), a larger one gets 413.
+REPLY_ROOM = 2**20
+# On SIGTERM the proxy stops accepting, answers what it holds for at most this long, then
+# flushes its records for at most PROXY_FLUSH_S; the server in the same pod outlives the drain.
+PROXY_DRAIN_S = 5
+PROXY_FLUSH_S = 3
+# Memory: the producer's queue may hold 256 MiB of records while the broker is away
+# (queue.buffering.max.kbytes in proxy.py), plus the interpreter and the bodies in flight.
+PROXY_REQUESTS = (("cpu", "50m"), ("memory", "96Mi"))
+PROXY_LIMITS = (("cpu", "1"), ("memory", "512Mi"))
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class ServingShape:
     gpus: int = 0
     batching: dict[str, Any] | None = None  # TensorFlow Serving's parameters; None: off
     labels: dict[str, str] = field(default_factory=dict)
-    logging: dict[str, Any] | None = None  # topic, mode, maxRecordBytes; None: off
+    logging: dict[str, Any] | None = None  # topic, mode, maxRecordBytes, bootstrap; None: off
     protected: bool = False
     node_port: int | None = None
 
@@ -85,7 +97,7 @@ class ServingShape:
             batching=spec.batching.parameters() if spec.batching.enabled else None,
             labels=dict(d.serving.metadata.labels),
             logging={"topic": d.topic, "mode": logging.mode.value,
-                     "maxRecordBytes": s.max_message_bytes}
+                     "maxRecordBytes": s.max_message_bytes, "bootstrap": s.kafka_bootstrap}
             if d.topic is not None and logging is not None
             else None,
             protected=spec.protected,
@@ -114,18 +126,23 @@ def config_data(s: KubernetesSettings, shape: ServingShape) -> dict[str, str]:
 
 
 def _proxy_config(s: KubernetesSettings, shape: ServingShape) -> dict[str, Any]:
+    """proxy.json, in the keys of declserve/logproxy/proxy.py's docstring."""
     assert shape.logging is not None
+    max_record = shape.logging["maxRecordBytes"]
     return {
         "serving": shape.name,
         "model": shape.model,
         "listen": f"0.0.0.0:{PROXY_PORT}",
         "mode": shape.logging["mode"],
         "topic": shape.logging["topic"],
-        "bootstrap": s.kafka_bootstrap,
+        # the brokers as the pods reach them (kubernetes.kafkaBootstrapServers)
+        "bootstrap": shape.logging.get("bootstrap") or s.kafka_bootstrap,
         "upstreamsFile": f"{tfs.CONFIG_DIR}/{UPSTREAMS}",
         "modelConfigFile": f"{tfs.CONFIG_DIR}/{tfs.MODEL_CONFIG}",
-        "maxRecordBytes": shape.logging["maxRecordBytes"],
-        "maxRequestBytes": shape.logging["maxRecordBytes"] - 2**20,
+        "maxRecordBytes": max_record,
+        "maxRequestBytes": max_record - REPLY_ROOM,
+        "drainSeconds": PROXY_DRAIN_S,
+        "flushSeconds": PROXY_FLUSH_S,
     }
 
 
@@ -158,8 +175,9 @@ def readiness_command(model: str) -> list[str]:
 
     `GET /v1/models/<name>` answers 200 while a version is still loading, so an HTTP probe
     cannot tell; bash's /dev/tcp reads the body with nothing but the shell the image has. The
-    script bounds its own reads (`read -t`): kubelet treats an exec probe that it has to cancel
-    as unknown, not as failed, so a hung server would otherwise stay ready.
+    version comes from the pod template, not the file, so a pod is judged by what it was made
+    for. The script bounds its own reads (`read -t`): kubelet treats an exec probe that it has
+    to cancel as unknown, not as failed, so a hung server would otherwise stay ready.
     """
     script = (
         f"exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
@@ -180,6 +198,13 @@ def _models_volume(s: KubernetesSettings, model: str) -> tuple[dict[str, Any], s
     root = (s.models_host_path or "/").rstrip("/")
     return {"name": "models",
             "hostPath": {"path": f"{root}/{MODELS_DIR}/{model}", "type": "Directory"}}, None
+
+
+def config_mounts(*files: str) -> list[dict[str, Any]]:
+    """The ConfigMap's files in the config directory, each by its own subPath: the container
+    keeps the file it started with when the ConfigMap changes (a new pod sees the new one)."""
+    return [{"name": "config", "mountPath": f"{tfs.CONFIG_DIR}/{f}",
+             "subPath": f"{CONFIG_SUBDIR}/{f}", "readOnly": True} for f in files]
 
 
 def serving_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, Any]:
@@ -219,21 +244,29 @@ def serving_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, A
         "resources": {"requests": {"cpu": shape.cpu, "memory": shape.memory}, "limits": limits},
         "volumeMounts": [
             models_mount,
-            {"name": "config", "mountPath": tfs.CONFIG_DIR, "readOnly": True},
+            *config_mounts(tfs.MODEL_CONFIG, tfs.BATCHING_CONFIG),
         ],
     }
-    if s.pre_stop_seconds:
-        container["lifecycle"] = {"preStop": {"sleep": {"seconds": s.pre_stop_seconds}}}
+    # With the proxy in front, the server answers until the proxy's drain is over.
+    pause = s.pre_stop_seconds + (PROXY_DRAIN_S if shape.logging is not None else 0)
+    if pause:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": pause}}}
     return container
 
 
 def proxy_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, Any]:
-    """The inference-logging proxy in front of the server in the same pod."""
+    """The inference-logging proxy in front of the server in the same pod.
+
+    Its readiness is that it answers: the pod is ready only when the server's own probe passes
+    too, so the proxy needs not repeat it. `preStop` keeps it accepting until kube-proxy has
+    dropped the pod; SIGTERM then makes it drain its requests and flush its records.
+    """
     container: dict[str, Any] = {
         "name": PROXY_CONTAINER,
         "image": s.proxy_image,
         "imagePullPolicy": s.pull_policy,
-        "args": ["--config", f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}"],
+        # `command`, not `args`: the image has no ENTRYPOINT, args alone would replace its CMD
+        "command": ["python3", "/app/proxy.py", "--config", f"{tfs.CONFIG_DIR}/{PROXY_CONFIG}"],
         "ports": [{"name": PORT_FRONT, "containerPort": PROXY_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/-/healthz", "port": PORT_FRONT},
@@ -241,10 +274,16 @@ def proxy_container(s: KubernetesSettings, shape: ServingShape) -> dict[str, Any
             "timeoutSeconds": 2,
             "failureThreshold": 2,
         },
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "livenessProbe": {
+            "httpGet": {"path": "/-/healthz", "port": PORT_FRONT},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
+        "resources": {"requests": dict(PROXY_REQUESTS), "limits": dict(PROXY_LIMITS)},
         "volumeMounts": [
-            {"name": "config", "mountPath": tfs.CONFIG_DIR, "readOnly": True},
+            *config_mounts(PROXY_CONFIG, UPSTREAMS, tfs.MODEL_CONFIG),
         ],
     }
     if s.pre_stop_seconds:
@@ -288,11 +327,16 @@ def deployment(
                              "annotations": {ANN_CONFIG_HASH: config_hash(data),
                                              ANN_VERSION: str(shape.version)}},
                 "spec": {
+                    # covers the longest preStop pause, the proxy's drain and flush
                     "terminationGracePeriodSeconds": s.pre_stop_seconds + 30,
                     "containers": containers,
                     "volumes": [
                         models_volume,
-                        {"name": "config", "configMap": {"name": s.config_map_name(shape.name)}},
+                        {"name": "config", "configMap": {
+                            "name": s.config_map_name(shape.name),
+                            "items": [{"key": k, "path": f"{CONFIG_SUBDIR}/{k}"}
+                                      for k in sorted(data)],
+                        }},
                     ],
                 },
             },

@@ -28,7 +28,8 @@ CONFIG_MAP, DEPLOYMENT, SERVICE = "ConfigMap", "Deployment", "Service"
 
 # Essence fields each object carries (prefixes); what is not here is in the Deployment only.
 _CONFIG_FIELDS = ("model.", "modelConfig.", "batching.", "logging.", "labels.", "protected")
-_SERVICE_FIELDS = ("service.", "serviceSpec.", "logging.", "labels.", "protected")
+# (whether logging is on shows as service.target; its settings are the ConfigMap's alone)
+_SERVICE_FIELDS = ("service.", "serviceSpec.", "labels.", "protected")
 # Fields that leave the pod template alone: changing them rolls no pod.
 _NO_ROLLOUT = ("instances", "state", "protected", "service.", "serviceSpec.")
 
@@ -136,6 +137,17 @@ class KubernetesPlanner:
         running = e["state"] == "running"
         rolls = _rolls(paths)
         steps = []
+        # The Service's port moves between the server and the proxy only while both old and
+        # new pods have the port it names: the server's before the pods lose their proxy,
+        # the proxy's once every pod has one. Otherwise it would select no pod for a while.
+        retarget = "service.target" in paths
+        to_proxy = retarget and (e.get("service") or {}).get("target") == M.PROXY_CONTAINER
+        service_step = Step(APPLY, self._object(SERVICE, desired.name),
+                            _fields(paths, _SERVICE_FIELDS)) if _any(paths, _SERVICE_FIELDS) \
+            else None
+        if service_step is not None and retarget and not to_proxy:
+            steps.append(service_step)
+            service_step = None
         if _any(paths, _CONFIG_FIELDS):
             steps.append(Step(APPLY, self._object(CONFIG_MAP, desired.name),
                               _fields(paths, _CONFIG_FIELDS)))
@@ -148,19 +160,15 @@ class KubernetesPlanner:
             elif rolls and running:
                 detail += "; the pods roll"
             steps.append(Step(APPLY, self._object(DEPLOYMENT, desired.name), detail))
-        service = (Step(APPLY, self._object(SERVICE, desired.name),
-                        _fields(paths, _SERVICE_FIELDS))
-                   if _any(paths, _SERVICE_FIELDS) else None)
-        # a Service pointed at a port only the new pods have (the proxy's, or `rest` for pods
-        # adopted by import, which have no port of that name) would select no pod until they
-        # are ready: it follows the rollout instead
-        after = rolls and running and _only_new_pods_have(desired, live)
-        if service is not None and not after:
-            steps.append(service)
+        # pods adopted by import have no port named `rest` either: the Service follows them
+        after = to_proxy or (rolls and running and _only_new_pods_have(desired, live))
+        if service_step is not None and not after:
+            steps.append(service_step)
+            service_step = None
         if running and (rolls or _any(paths, ("instances", "state"))):
             steps.append(self._wait(desired, rolling=rolls and "state" not in paths))
-        if service is not None and after:
-            steps.append(service)
+        if service_step is not None:
+            steps.append(service_step)
         if not running and "state" in paths:
             steps.append(Step(WAIT_GONE, f"pods of Deployment {desired.name}"))
         return tuple(steps)

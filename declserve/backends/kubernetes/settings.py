@@ -25,7 +25,7 @@ class KubernetesSettings:
     models_claim: str | None = None
     models_sub_path: str = ""
     models_host_path: str | None = None  # the registry root on the node
-    kafka_bootstrap: str = ""
+    kafka_bootstrap: str = ""  # as the pods reach the brokers
     max_message_bytes: int = 2 * 2**20
 
     @classmethod
@@ -53,7 +53,9 @@ class KubernetesSettings:
             models_claim=b.models.claim,
             models_sub_path=b.models.sub_path,
             models_host_path=host_path,
-            kafka_bootstrap=",".join(kafka.bootstrap_servers) if kafka else "",
+            # the pods' view of the brokers; declserve itself (topics) uses kafka's own
+            kafka_bootstrap=",".join(b.kafka_bootstrap_servers or kafka.bootstrap_servers)
+            if kafka else "",
             max_message_bytes=kafka.max_message_bytes if kafka else 2 * 2**20,
         )
 

@@ -24,8 +24,12 @@ PRE_STOP_S = 5  # the default: on a loaded node kube-proxy may take seconds to d
 class KubeProject(TestProject):
     __test__ = False
 
-    def __init__(self, base: Path, image: str, *, cluster: Cluster, **kw: Any) -> None:
+    def __init__(
+        self, base: Path, image: str, *, cluster: Cluster, pods_kafka: str | None = None,
+        **kw: Any,
+    ) -> None:
         self.cluster = cluster
+        self.pods_kafka = pods_kafka  # the brokers as pods reach them (not as the tests do)
         # the node's path of the registry, a setting of the project, not a path of its checkout
         self.node_registry = base / f"node-registry-{id(self):x}"
         super().__init__(base, image, **kw)
@@ -45,6 +49,7 @@ class KubeProject(TestProject):
             "models": {"hostPath": str(self.node_registry)},
             "preStopSeconds": PRE_STOP_S,
             "readyTimeoutSeconds": READY_TIMEOUT_S,
+            **({"kafkaBootstrapServers": [self.pods_kafka]} if self.pods_kafka else {}),
         }
 
     def kubectl(
