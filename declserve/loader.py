@@ -22,6 +22,7 @@ from declserve.registry import Registry, RegistryError
 from declserve.yamlsource import Document, Path_, read_documents
 
 PROJECT_FILE = "declserve.yaml"
+API_GROUP = S.API_VERSION.partition("/")[0]
 
 _PATTERN_HELP = {
     S.DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', "
@@ -194,6 +195,19 @@ def _discover(directory: Path, skip: list[Path]) -> list[Path]:
             if path.is_file() and path.relative_to(directory) != Path(PROJECT_FILE):
                 files.append(path)
     return sorted(files)
+
+
+def foreign(data: Any) -> bool:
+    """A document of another tool (a Kubernetes Role beside the specs): an API group that is
+    not declserve's and a kind declserve does not define. Anything else is checked, so a
+    Serving with a mistyped apiVersion is still an error, not silently left out."""
+    if not isinstance(data, dict):
+        return False
+    api, kind = data.get("apiVersion"), data.get("kind")
+    if not isinstance(api, str) or not isinstance(kind, str) or kind in S.KINDS:
+        return False
+    group = api.rpartition("/")[0]  # "" for the core group's "v1"
+    return group != API_GROUP
 
 
 def _load_project_file(path: Path, problems: list[Problem]) -> tuple[Document, Any] | None:
@@ -401,6 +415,8 @@ def collect(directory: Path) -> tuple[LoadedProject | None, list[Problem]]:
     parts: list[_Parts] = []
     for path in _discover(directory, skip):
         for doc in read_documents(path, problems):
+            if foreign(doc.data):
+                continue
             serving, found = _load_serving(doc, problems)
             servings.extend([serving] if serving is not None else [])
             parts.extend([found] if found is not None else [])

@@ -57,6 +57,39 @@ def test_hidden_folders_and_the_registry_are_not_specs(project: Path, tmp_path: 
     assert [s.name for s in load_project(project).servings] == ["x"]
 
 
+ROLE = """apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: declserve}
+rules: []
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: declserve}
+"""
+
+
+def test_other_tools_kubernetes_objects_beside_the_specs_are_left_out(project: Path) -> None:
+    (project / "rbac.yaml").write_text(ROLE)
+    (project / "s.yaml").write_text(serving("x"))
+    loaded, problems = collect(project)
+    assert problems == []
+    assert loaded is not None and [s.name for s in loaded.servings] == ["x"]
+
+
+@pytest.mark.parametrize(
+    "api_version, kind",
+    [("declserve.io/v2", "Role"), ("declsrve.io/v1", "Serving"), ("v1", "Project")],
+)
+def test_a_declserve_document_with_a_wrong_api_version_or_kind_is_still_an_error(
+    project: Path, api_version: str, kind: str
+) -> None:
+    text = serving("x").replace("declserve.io/v1", api_version).replace("Serving", kind)
+    (project / "s.yaml").write_text(text)
+    loaded, problems = collect(project)
+    assert loaded is None and len(problems) >= 1
+    assert all(p.file.endswith("s.yaml") for p in problems), problems
+
+
 def test_every_problem_is_reported_not_only_the_first(project: Path) -> None:
     (project / "a.yaml").write_text(serving("a", 0) + "  instances: -1\n")
     (project / "b.yaml").write_text(serving("B"))
@@ -84,7 +117,8 @@ def test_latest_is_accepted_and_pinned_later(project: Path) -> None:
     assert loaded.serving.spec.model.version == "latest"
 
 
-def test_the_example_project_is_valid() -> None:
+@pytest.mark.parametrize("example", ["servings", "kubernetes"])
+def test_the_example_projects_are_valid(example: str) -> None:
     run = subprocess.run(
         [
             sys.executable,
@@ -92,7 +126,7 @@ def test_the_example_project_is_valid() -> None:
             "declserve.cli",
             "validate",
             "-C",
-            str(ROOT / "examples" / "servings"),
+            str(ROOT / "examples" / example),
         ],
         capture_output=True,
         text=True,

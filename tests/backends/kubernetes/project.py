@@ -25,24 +25,38 @@ class KubeProject(TestProject):
     __test__ = False
 
     def __init__(
-        self, base: Path, image: str, *, cluster: Cluster, pods_kafka: str | None = None,
+        self,
+        base: Path,
+        image: str,
+        *,
+        cluster: Cluster,
+        pods_kafka: str | None = None,
+        kubeconfig: Path | None = None,
+        namespace: str | None = None,
         **kw: Any,
     ) -> None:
+        """`pods_kafka`: the brokers as pods reach them (not as the tests do).
+        `kubeconfig`: the credentials declserve uses (default: the cluster's admin).
+        `namespace`: an existing namespace, which the caller made and deletes; by default the
+        project makes one of its own name and `cleanup` deletes it."""
         self.cluster = cluster
-        self.pods_kafka = pods_kafka  # the brokers as pods reach them (not as the tests do)
+        self.pods_kafka = pods_kafka
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.given_namespace = namespace
         # the node's path of the registry, a setting of the project, not a path of its checkout
         self.node_registry = base / f"node-registry-{id(self):x}"
         super().__init__(base, image, **kw)
         self.node_registry.symlink_to((self.root / "registry").resolve())
-        self.namespace = self.name
-        cluster.kubectl("create", "namespace", self.namespace)
-        cluster.kubectl("label", "namespace", self.namespace, "declserve.io/test=true")
+        self.namespace = namespace or self.name
+        if namespace is None:
+            cluster.kubectl("create", "namespace", self.namespace)
+            cluster.kubectl("label", "namespace", self.namespace, "declserve.io/test=true")
 
     def backend_settings(self) -> dict[str, Any]:
         return {
             "type": "kubernetes",
-            "kubeconfig": str(self.cluster.kubeconfig),
-            "namespace": self.name,
+            "kubeconfig": str(self.kubeconfig),
+            "namespace": self.given_namespace or self.name,
             "image": self.image,
             "pullPolicy": "Never",
             "serviceType": "NodePort",
@@ -72,5 +86,6 @@ class KubeProject(TestProject):
                 if not p["metadata"].get("deletionTimestamp")]
 
     def cleanup(self) -> None:
-        self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false",
-                             check=False)
+        if self.given_namespace is None:
+            self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false",
+                                 check=False)
