@@ -40,7 +40,8 @@ def served_version(backend: KubernetesBackend, dep: Obj, model: str, port: int) 
         if not ready or pod["metadata"].get("deletionTimestamp"):
             continue
         try:
-            status = backend.kube.pod_get(pod["metadata"]["name"], port, f"/v1/models/{model}")
+            status = backend.kube.pod_proxy_get(pod["metadata"]["name"], port,
+                                                f"/v1/models/{model}")
         except (NotFound, Rejected, BackendUnavailable):
             continue  # the registry's latest stands in for a pod that does not say
         found |= {int(v["version"]) for v in status.get("model_version_status") or ()

@@ -153,13 +153,6 @@ class Kube:
         except NotFound:
             return None
 
-    def pod_get(self, pod: str, port: int, path: str) -> Obj:
-        """GET `path` of a pod's own server through the API server's pod proxy (the caller
-        needs no route to the pod)."""
-        doc: Obj = self._call("GET", f"{self.path('Pod', pod)}:{port}/proxy{path}",
-                              f"read {path} from pod {pod}")
-        return doc
-
     def logs(self, pod: str, container: str, tail: int, follow: bool) -> Iterator[bytes]:
         query = {"container": container, "tailLines": tail, "follow": str(follow).lower()}
         response = self._call("GET", self.path("Pod", pod) + "/log", f"read the log of {pod}",
@@ -170,7 +163,8 @@ class Kube:
             response.release_conn()
 
     def pod_proxy_get(self, pod: str, port: int, path: str, timeout: float = 2.0) -> Obj:
-        """GET `path` of a pod's port through the API server's pod proxy: a JSON object."""
+        """GET `path` of a pod's port through the API server's pod proxy: a JSON object (the
+        caller needs no route to the pod)."""
         doc = self._call("GET", f"{self.path('Pod', f'{pod}:{port}')}/proxy/{path.lstrip('/')}",
                          f"read {path} of pod {pod}", timeout=(timeout, timeout))
         return doc if isinstance(doc, dict) else {}
