@@ -140,12 +140,13 @@ class KubernetesPlanner:
         # The Service's port moves between the server and the proxy only while both old and
         # new pods have the port it names: the server's before the pods lose their proxy,
         # the proxy's once every pod has one. Otherwise it would select no pod for a while.
+        # Pods adopted by import have no port named `rest` either: the Service follows them.
         retarget = "service.target" in paths
-        to_proxy = retarget and (e.get("service") or {}).get("target") == M.PROXY_CONTAINER
+        after = retarget and _only_new_pods_have(desired, live)
         service_step = Step(APPLY, self._object(SERVICE, desired.name),
                             _fields(paths, _SERVICE_FIELDS)) if _any(paths, _SERVICE_FIELDS) \
             else None
-        if service_step is not None and retarget and not to_proxy:
+        if service_step is not None and retarget and not after:
             steps.append(service_step)
             service_step = None
         if _any(paths, _CONFIG_FIELDS):
@@ -160,8 +161,6 @@ class KubernetesPlanner:
             elif rolls and running:
                 detail += "; the pods roll"
             steps.append(Step(APPLY, self._object(DEPLOYMENT, desired.name), detail))
-        # pods adopted by import have no port named `rest` either: the Service follows them
-        after = to_proxy or (rolls and running and _only_new_pods_have(desired, live))
         if service_step is not None and not after:
             steps.append(service_step)
             service_step = None
