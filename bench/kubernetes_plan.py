@@ -125,8 +125,8 @@ class Bench:
                               capture_output=True, text=True, check=check, env=env(),
                               input=input)
 
-    def project(self, name: str, servings: int, state: str, version: int, prefix: str = "s"
-                ) -> Path:
+    def project(self, name: str, servings: int, state: str, version: int, prefix: str = "s",
+                cpu: str = "20m") -> Path:
         root = self.base / name
         (root / "servings").mkdir(parents=True)
         shutil.copytree(ROOT / "examples/servings/registry", root / "registry")
@@ -138,20 +138,20 @@ class Bench:
             f"    image: {IMAGE}\n    pullPolicy: Never\n    preStopSeconds: 2\n"
             "    readyTimeoutSeconds: 300\n"
         )
-        self.write_specs(root, servings, state, lambda i: version, prefix)
+        self.write_specs(root, servings, state, lambda i: version, prefix, cpu)
         return root
 
     @staticmethod
-    def write_specs(root: Path, servings: int, state: str, version: object, prefix: str = "s"
-                    ) -> None:
+    def write_specs(root: Path, servings: int, state: str, version: object, prefix: str = "s",
+                    cpu: str = "20m") -> None:
         for i in range(servings):
             (root / "servings" / f"{prefix}{i:04d}.yaml").write_text(
                 "apiVersion: declserve.io/v1\nkind: Serving\n"
                 f"metadata: {{name: {prefix}{i:04d}}}\n"
                 f"spec:\n  model: {{name: iris, version: {version(i)}}}\n"  # type: ignore[operator]
                 f"  state: {state}\n  instances: 1\n"
-                # small, so that 20 pods and their surge fit beside the other users' pods
-                "  resources: {cpu: 20m, memory: 64Mi}\n"
+                # small, so that the pods and their surge fit beside the other users' pods
+                f"  resources: {{cpu: {cpu}, memory: 64Mi}}\n"
             )
 
     def service_range(self, name: str) -> None:
@@ -220,17 +220,31 @@ class Bench:
               f"kubectl diff / plan {diff_wall / plan_wall:6.1f} x (goal >= 10);   "
               f"memory plan / floor {plan_rss / floor_rss:4.2f} x")
 
-    def bump(self, servings: int) -> None:
+    def plans(self, name: str, servings: int, runs: int, diff_runs: int) -> None:
+        root = self.project(name, servings, "stopped", 1)
+        wall = self.apply(root, 10)
+        print(f"setup: apply --parallelism 10 of {servings} servings, state stopped "
+              f"(replicas 0: {servings} pods cannot run on this node), "
+              f"{3 * servings} objects: {wall:.1f} s (their Services take addresses from "
+              f"a ServiceCIDR {SERVICE_CIDR} of the bench's: the cluster's range has 254)",
+              flush=True)
+        self.compare(f"{servings} servings, no change", root, name, runs, diff_runs, 0)
+        self.write_specs(root, servings, "stopped", lambda i: 2 if i % 10 == 0 else 1)
+        self.compare(f"{servings} servings, {servings // 10} with a new version", root, name,
+                     runs, diff_runs, 2)
+
+    def bump(self, servings: int, cpu: str) -> None:
         name = f"{self.namespace.replace('-', '')}b"
-        root = self.project(name, servings, "running", 1, "b")
+        root = self.project(name, servings, "running", 1, "b", cpu)
         print(f"version bump, {servings} running servings (instances 1, the TensorFlow Serving "
-              "double, cpu 20m each):")
+              f"double, cpu {cpu} each):", flush=True)
         created = self.apply(root, 10)
-        print(f"  create, --parallelism 10:           {created:7.1f} s")
+        print(f"  create, --parallelism 10:           {created:7.1f} s", flush=True)
         for version, parallelism in ((2, 10), (1, 1)):
-            self.write_specs(root, servings, "running", lambda i, v=version: v, "b")
+            self.write_specs(root, servings, "running", lambda i, v=version: v, "b", cpu)
             wall = self.apply(root, parallelism)
-            print(f"  bump to version {version}, --parallelism {parallelism:<2}: {wall:7.1f} s")
+            print(f"  bump to version {version}, --parallelism {parallelism:<2}: {wall:7.1f} s",
+                  flush=True)
             if parallelism == 1:
                 one = wall
             else:
@@ -244,6 +258,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs of plan and of the floor")
     parser.add_argument("--diff-runs", type=int, default=3, help="runs of kubectl diff")
     parser.add_argument("--bump", type=int, default=20, help="running servings to bump")
+    parser.add_argument("--bump-cpu", default="20m",
+                        help="CPU of each bumped serving (its pods and their surge must fit)")
     args = parser.parse_args()
     kube = kubeconfig()
     namespace = f"bench-{os.getpid()}"
@@ -258,19 +274,10 @@ def main() -> None:
     bench.service_range(namespace)
     try:
         name = f"bench{os.getpid()}"
-        root = bench.project(name, args.servings, "stopped", 1)
-        wall = bench.apply(root, 10)
-        print(f"setup: apply --parallelism 10 of {args.servings} servings, state stopped "
-              f"(replicas 0: {args.servings} pods cannot run on this node), "
-              f"{3 * args.servings} objects: {wall:.1f} s (their Services take addresses from "
-              f"a ServiceCIDR {SERVICE_CIDR} of the bench's: the cluster's range has 254)")
-        bench.compare(f"{args.servings} servings, no change", root, name, args.runs,
-                      args.diff_runs, 0)
-        bench.write_specs(root, args.servings, "stopped", lambda i: 2 if i % 10 == 0 else 1)
-        bench.compare(f"{args.servings} servings, {args.servings // 10} with a new version",
-                      root, name, args.runs, args.diff_runs, 2)
+        if args.servings:
+            bench.plans(name, args.servings, args.runs, args.diff_runs)
         if args.bump:
-            bench.bump(args.bump)
+            bench.bump(args.bump, args.bump_cpu)
     finally:
         bench.kubectl("delete", "namespace", namespace, "--timeout=600s", check=False)
         bench.kubectl("delete", "servicecidr", namespace, "--wait=false", check=False)
