@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 2 when there are changes, 0 when none, 1 on error",
     )
     p.add_argument("--out", metavar="FILE", help="save the plan for `declserve apply FILE`")
+    p.add_argument(
+        "--manifests",
+        metavar="DIR",
+        help="also write the objects apply would send for every serving in the specs (changed "
+        "or not), one YAML file each, into DIR (new or empty), for another tool's diff",
+    )
     p.add_argument("--lock", action="store_true", help="hold the project lock while planning")
     p.add_argument(
         "--lock-timeout",
@@ -245,6 +251,21 @@ def _check_paths(args: argparse.Namespace) -> None:
             raise _BadPath(
                 f"--out: cannot save the plan to {out!r}: "
                 f"the directory {str(parent)!r} is not writable"
+            )
+    manifests = getattr(args, "manifests", None)
+    if manifests:
+        path = Path(manifests)
+        if path.exists() and not path.is_dir():
+            raise _BadPath(f"--manifests: {manifests!r} is not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            raise _BadPath(
+                f"--manifests: the directory {manifests!r} is not empty; give a new or empty "
+                "one, so that it holds this plan's manifests only"
+            )
+        if not path.exists() and not path.parent.is_dir():
+            raise _BadPath(
+                f"--manifests: cannot make {manifests!r}: the directory "
+                f"{str(path.parent)!r} does not exist"
             )
     write = getattr(args, "write", None)
     if write and not Path(write).is_dir():

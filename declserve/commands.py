@@ -23,6 +23,7 @@ from declserve.errors import DeclserveError, InputError
 from declserve.loader import collect
 from declserve.lock import LockHeld, LockInfo, project_lock
 from declserve.plan import Plan
+from declserve.provider import ManifestWriter
 from declserve.workflow import Workspace
 
 
@@ -98,8 +99,39 @@ def _print_plan(plan: Plan, args: argparse.Namespace) -> None:
         print(render.render_text(plan, _colour(args)), end="")
 
 
+def _manifest_writer(ws: Workspace) -> ManifestWriter:
+    if not isinstance(ws.backend, ManifestWriter):
+        kind = ws.project.project.spec.backend.type
+        raise DeclserveError(
+            f"--manifests: the {kind} backend does not apply manifests, so it has none to write"
+        )
+    return ws.backend
+
+
+def _write_manifests(
+    ws: Workspace, writer: ManifestWriter, directory: Path, targets: frozenset[str] | None
+) -> None:
+    """One YAML file per object apply would write, for every serving in the specs (or the
+    targeted ones): the same input for another tool's diff, changed or not."""
+    import yaml
+
+    names = sorted(n for n in ws.desired if targets is None or n in targets)
+    count = 0
+    try:
+        directory.mkdir(exist_ok=True)
+        for name in names:
+            for key, doc in sorted(writer.manifests(ws.desired[name]).items()):
+                path = directory / f"{name}.{key.lower()}.yaml"
+                path.write_text(yaml.safe_dump(doc, sort_keys=False))
+                count += 1
+    except OSError as exc:
+        raise DeclserveError(f"cannot write the manifests to {directory}: {exc.strerror}") from exc
+    print(f"Wrote {count} manifests of {len(names)} servings to {directory}", file=sys.stderr)
+
+
 def plan(args: argparse.Namespace) -> int:
     ws = Workspace.open(Path(args.directory))
+    writer = _manifest_writer(ws) if getattr(args, "manifests", None) else None
 
     def make() -> Plan:
         return ws.plan(
@@ -127,6 +159,8 @@ def plan(args: argparse.Namespace) -> int:
             raise DeclserveError(f"cannot save the plan to {args.out}: {exc.strerror}") from exc
         again = shell_command("apply", args.directory, args.out)
         print(f"Saved the plan to {args.out}; apply exactly it with: {again}", file=sys.stderr)
+    if writer is not None:
+        _write_manifests(ws, writer, Path(args.manifests), _targets(args))
     return 2 if args.detailed_exitcode and not result.summary.empty else 0
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from declserve.desired import DesiredServing
 from declserve.errors import DeclserveError
@@ -87,6 +87,16 @@ class Adoption:
     document: dict[str, Any]  # the Serving document that describes them
     preview: tuple[str, ...]  # lines saying what adopting will create and remove
     adopt: Callable[[DesiredServing, ApplyContext], None]
+
+
+@runtime_checkable
+class ManifestWriter(Protocol):
+    """A backend whose changes are documents it sends whole (`plan --manifests` writes them),
+    so that another tool can be given exactly what apply would send."""
+
+    def manifests(self, desired: DesiredServing, /) -> dict[str, dict[str, Any]]:
+        """The documents apply writes for this serving, by a name unique within it (its kind)."""
+        ...
 
 
 class ServingBackend(Provider, Protocol):

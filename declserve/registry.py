@@ -38,9 +38,14 @@ class Registry:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # one command's view: every serving of a model version checks the same directories
+        self._checked: dict[tuple[str, int], VersionCheck] = {}
+        self._root_real: Path | None = None
 
     def _real_root(self) -> Path:
-        return self.root.resolve()
+        if self._root_real is None:
+            self._root_real = self.root.resolve()
+        return self._root_real
 
     def _inside(self, path: Path, what: str) -> Path:
         """`path` with symlinks resolved, or an error when it leaves the registry root."""
@@ -84,6 +89,12 @@ class Registry:
 
     def check_version(self, model: str, version: int) -> VersionCheck:
         """What the version directory holds and, if anything, what it lacks."""
+        found = self._checked.get((model, version))
+        if found is None:
+            found = self._checked[(model, version)] = self._check_version(model, version)
+        return found
+
+    def _check_version(self, model: str, version: int) -> VersionCheck:
         path = self.model_dir(model) / str(version)
         if not path.is_dir():
             return VersionCheck(version, path, ("the version directory",))

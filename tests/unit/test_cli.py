@@ -157,6 +157,81 @@ def test_plan_out_onto_a_directory_is_refused(tmp_path: Path) -> None:
     assert result.stderr == f"{PREFIX}--out: {str(tmp_path)!r} is a directory, not a file name\n"
 
 
+class ManifestBackend(LockDouble):
+    """A backend that applies whole documents: two per serving (the serving stands for itself)."""
+
+    def manifests(self, desired: Any, /) -> dict[str, dict[str, Any]]:
+        return {kind: {"kind": kind, "metadata": {"name": desired, "labels": {"a": "1"}}}
+                for kind in ("Deployment", "Service")}
+
+
+class ManifestWorkspace(WorkspaceDouble):
+    backend = ManifestBackend(None)
+
+    def __init__(self) -> None:
+        self.desired = {"b": "b", "a": "a"}
+
+
+@pytest.fixture
+def manifest_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "Workspace", ManifestWorkspace)
+
+
+@pytest.mark.usefixtures("manifest_workspace")
+def test_plan_manifests_writes_one_file_per_object_of_every_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "manifests"
+    assert main(["plan", "--manifests", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["a.deployment.yaml", "a.service.yaml", "b.deployment.yaml",
+                     "b.service.yaml"]
+    import yaml
+
+    assert yaml.safe_load((out / "b.service.yaml").read_text()) == {
+        "kind": "Service", "metadata": {"name": "b", "labels": {"a": "1"}}}
+    assert capsys.readouterr().err == f"Wrote 4 manifests of 2 servings to {out}\n"
+
+
+@pytest.mark.usefixtures("manifest_workspace")
+def test_plan_manifests_with_a_target_writes_that_serving_only(tmp_path: Path) -> None:
+    assert main(["plan", "--manifests", str(tmp_path / "m"), "--target", "b"]) == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "b.deployment.yaml", "b.service.yaml"]
+
+
+def test_plan_manifests_on_a_backend_without_them_is_one_sentence(
+    workspace: type[WorkspaceDouble],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    backend = SimpleNamespace(type="docker")
+    project = SimpleNamespace(project=SimpleNamespace(spec=SimpleNamespace(backend=backend)))
+    monkeypatch.setattr(workspace, "project", project, raising=False)
+    assert main(["plan", "--manifests", str(tmp_path / "m")]) == 1
+    assert capsys.readouterr().err == (
+        f"{PREFIX}--manifests: the docker backend does not apply manifests, so it has none to "
+        "write\n")
+    assert not (tmp_path / "m").exists()
+
+
+def test_plan_manifests_into_a_directory_with_files_is_refused_before_planning(
+    tmp_path: Path,
+) -> None:
+    project = unreachable_project(tmp_path / "p")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "old.yaml").write_text("kind: Service\n")
+    result = run("plan", "-C", str(project), "--manifests", str(tmp_path / "m"))
+    assert result.returncode == 1
+    # the Docker engine is unreachable: had the plan been made first, this would say so
+    assert result.stderr == (
+        f"{PREFIX}--manifests: the directory {str(tmp_path / 'm')!r} is not empty; give a new "
+        "or empty one, so that it holds this plan's manifests only\n")
+
+
 def test_schema_write_into_a_missing_directory_is_one_sentence(tmp_path: Path) -> None:
     result = run("schema", "--write", str(tmp_path / "nope"))
     assert result.returncode == 1

@@ -63,13 +63,23 @@ def keyed(value: Any) -> Any:
     return value
 
 
+def _named(items: Any) -> dict[str, Obj]:
+    """A list of named items by name, one level only (`keyed` goes down through all of it)."""
+    if not isinstance(items, list) or not all(isinstance(v, dict) and "name" in v
+                                              for v in items):
+        raise TypeError("not a list of named items")
+    return {v["name"]: v for v in items}
+
+
 def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
     """The fields declserve applies that no neutral field covers, keyed, from its manifests."""
     spec = deployment["spec"]
-    pod = keyed(spec["template"]["spec"])
-    serving = pod["containers"][M.SERVING_CONTAINER]
+    pod = spec["template"]["spec"]
+    # only the parts kept below are keyed: a live pod spec is mostly what the server filled in
+    serving = _named(pod.get("containers") or [])[M.SERVING_CONTAINER]
     volumes = {}
-    for name, volume in (pod.get("volumes") or {}).items():
+    for name, whole in _named(pod.get("volumes") or []).items():
+        volume = keyed({k: v for k, v in whole.items() if k != "name"})
         # the files listed follow from the neutral fields (logging adds the proxy's)
         volumes[name] = {k: v for k, v in volume.items() if k != "configMap"}
         if "configMap" in volume:
@@ -92,7 +102,7 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
             "terminationGracePeriodSeconds": pod.get("terminationGracePeriodSeconds"),
             "volumes": volumes,
             "serving": {
-                k: serving.get(k)
+                k: keyed(serving.get(k))
                 for k in ("command", "ports", "readinessProbe", "livenessProbe", "lifecycle",
                           "imagePullPolicy", "volumeMounts")
             },
