@@ -76,7 +76,8 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     # only the parts kept below are keyed: a live pod spec is mostly what the server filled in
-    serving = _named(pod.get("containers") or [])[M.SERVING_CONTAINER]
+    containers = _named(pod.get("containers") or [])
+    serving = containers[M.SERVING_CONTAINER]
     volumes = {}
     for name, whole in _named(pod.get("volumes") or []).items():
         volume = keyed({k: v for k, v in whole.items() if k != "name"})
@@ -87,9 +88,9 @@ def settings_part(deployment: Obj, service: Obj) -> dict[str, Any]:
     ports = keyed(service["spec"].get("ports") or [])
     if not isinstance(ports, dict):
         ports = {}  # no Service, or ports without names: none of declserve's
-    proxy = pod["containers"].get(M.PROXY_CONTAINER)
+    proxy = containers.get(M.PROXY_CONTAINER)
     sidecar = {} if proxy is None else {"proxy": {
-        k: proxy.get(k)
+        k: keyed(proxy.get(k))
         for k in ("image", "command", "ports", "readinessProbe", "livenessProbe", "lifecycle",
                   "resources", "imagePullPolicy", "volumeMounts")
     }}
