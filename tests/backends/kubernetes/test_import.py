@@ -130,7 +130,8 @@ def test_import_takes_over_without_a_restart_while_the_service_answers(
     assert project.detailed_exitcode() == 0
     assert not (pod_uids(project, name) & uids)  # rolled to declserve's pods
     container = get(project, "deployment", name)["spec"]["template"]["spec"]["containers"][0]
-    assert "env" not in container, container  # the hand-made env went with kubectl's ownership
+    # the hand-made env (MODEL_NAME) went with kubectl's ownership; declserve's own stays
+    assert container["env"] == [{"name": "DECLSERVE_MODEL_VERSION", "value": "2"}], container
     assert "exec" in container["readinessProbe"] and "httpGet" not in container[
         "readinessProbe"], container["readinessProbe"]
     assert node_url(project, name) == url  # the node port the hand-made Service had stays
