@@ -63,8 +63,10 @@ def test_import_takes_over_without_a_restart_while_the_service_answers(
     url = node_url(project, name)
     uids = pod_uids(project, name)
     template = get(project, "deployment", name)["spec"]["template"]
+    # kube-proxy may take a moment to program a new NodePort: failures before the Service
+    # first answers are not the import's
+    wait_until(lambda: served_version(url), timeout=60, message="the hand-made Service answers")
     with SteadyClient([url]) as client:
-        wait_until(lambda: client.ok > 0, timeout=30, message="the hand-made Service answers")
         result = project.ok("import", name, "--auto-approve")
         done = client.ok
         wait_until(lambda: client.ok > done + 20, timeout=30,
