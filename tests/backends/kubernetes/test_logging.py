@@ -190,6 +190,10 @@ def test_a_mode_change_rolls_the_pods_and_logging_off_and_on_again_drops_nothing
         assert during.failures == [] and during.ok > 0
         after = pods_of(logged)
         assert len(after) == 1 and not before & set(after), "every pod replaced"
+        # an old pod serves (mode all) through its preStop pause until kube-proxy drops it:
+        # the requests that must carry the new mode go once it is gone
+        wait_until(lambda: {p["metadata"]["name"] for p in logged.objects("pods", "m")}
+                   == set(after), timeout=120, message="the old pods to be gone")
         sent, _ = send(url, "predictions")
         records = reader.read_until(during.ok + len(sent))
     finally:
