@@ -12,9 +12,9 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from declserve import spec as S
 from declserve.errors import InputError, Problem, display_path
@@ -227,6 +227,7 @@ def _load_project_file(path: Path, problems: list[Problem]) -> tuple[Document, A
 
 _NAME: TypeAdapter[str] = TypeAdapter(S.DnsLabel)
 _TOOL: TypeAdapter[S.Tool] = TypeAdapter(S.Tool)
+_INSTANCES: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, strict=True)])
 
 
 def _valid_part(data: Any, path: Path_, kind: type[BaseModel] | TypeAdapter[Any]) -> Any:
@@ -256,6 +257,7 @@ class _Parts:
     tool: S.Tool | None
     logging: S.InferenceLogging | None
     endpoint: S.Endpoint | None = None
+    instances: int | None = None
 
     @classmethod
     def of(cls, doc: Document, serving: S.Serving | None) -> _Parts:
@@ -263,7 +265,7 @@ class _Parts:
             spec = serving.spec
             return cls(
                 doc, serving.name, spec.model, spec.transformer, spec.tool,
-                spec.inference_logging, spec.endpoint,
+                spec.inference_logging, spec.endpoint, spec.instances,
             )
         data = doc.data
         return cls(
@@ -274,6 +276,7 @@ class _Parts:
             _valid_part(data, ("spec", "tool"), _TOOL),
             _valid_part(data, ("spec", "inferenceLogging"), S.InferenceLogging),
             _valid_part(data, ("spec", "endpoint"), S.Endpoint),
+            _valid_part(data, ("spec", "instances"), _INSTANCES),
         )
 
     def problem(self, path: Path_, message: str) -> Problem:
@@ -342,12 +345,34 @@ def _cross_checks(
                     f"add spec.kafka.bootstrapServers to {PROJECT_FILE}",
                 )
             )
-        if parts.tool is S.Tool.KSERVE and project.spec.backend.type != "kubernetes":
+        backend = project.spec.backend
+        if parts.tool is S.Tool.KSERVE and backend.type != "kubernetes":
             problems.append(
                 parts.problem(
                     ("spec", "tool"),
                     f"tool 'kserve' needs the 'kubernetes' backend; "
-                    f"{PROJECT_FILE} selects {project.spec.backend.type!r}",
+                    f"{PROJECT_FILE} selects {backend.type!r}",
+                )
+            )
+        elif (parts.tool is S.Tool.KSERVE and isinstance(backend, S.KubernetesBackend)
+              and backend.models.claim is None):
+            problems.append(
+                parts.problem(
+                    ("spec", "tool"),
+                    "tool 'kserve' needs backend.models.claim in "
+                    f"{PROJECT_FILE}: KServe mounts models from a PersistentVolumeClaim "
+                    "(storageUri pvc://)",
+                )
+            )
+        elif (parts.tool is S.Tool.KSERVE and parts.instances == 0
+              and isinstance(backend, S.KubernetesBackend)
+              and backend.kserve.deployment_mode != "Knative"):
+            problems.append(
+                parts.problem(
+                    ("spec", "instances"),
+                    "0 (scale to zero) needs KServe's Knative mode: set "
+                    f"backend.kserve.deploymentMode: Knative in {PROJECT_FILE} (in "
+                    f"{backend.kserve.deployment_mode} mode KServe runs one pod anyway)",
                 )
             )
 

@@ -334,6 +334,13 @@ class ServingSpec(StrictModel):
     tool: Tool = Field(default=Tool.DEFAULT, strict=False)
     state: DesiredState = Field(default=DesiredState.RUNNING, strict=False)
     instances: int = Field(default=1, ge=0, le=MAX_INSTANCES)
+    max_instances: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INSTANCES,
+        description="KServe only: the most pods its autoscaler may run (maxReplicas); "
+        "default: instances, at least 1.",
+    )
     batching: Batching = Field(default_factory=Batching)
     inference_logging: InferenceLogging | None = Field(
         default=None, description="Omitted: no inference logging."
@@ -354,7 +361,22 @@ class ServingSpec(StrictModel):
                 raise RuleError(("instances",), "0 (scale to zero) needs tool 'kserve'")
             if self.transformer is not None:
                 raise RuleError(("transformer",), "a transformer needs tool 'kserve'")
+            if self.max_instances is not None:
+                raise RuleError(("maxInstances",), "an autoscaling bound needs tool 'kserve'")
+        elif self.batching.enabled:
+            beyond = sorted(set(self.batching.parameters())
+                            - {"max_batch_size", "batch_timeout_micros"})
+            if beyond:
+                raise RuleError(("batching", to_camel(beyond[0])),
+                                "KServe's batcher takes maxBatchSize and batchTimeoutMicros only")
+        if self.max_instances is not None and self.max_instances < self.instances:
+            raise RuleError(("maxInstances",), f"must be at least instances ({self.instances})")
         return self
+
+    @property
+    def instance_bound(self) -> int:
+        """The most pods an autoscaler may run: maxInstances, or instances (at least 1)."""
+        return self.max_instances or max(self.instances, 1)
 
 
 class _Document(StrictModel):
@@ -433,6 +455,20 @@ class KubernetesModels(StrictModel):
         return self
 
 
+class KServeSettings(StrictModel):
+    """How `tool: kserve` servings become KServe InferenceServices."""
+
+    deployment_mode: Literal["Standard", "Knative"] = Field(
+        default="Standard",
+        description="KServe's deployment mode (serving.kserve.io/deploymentMode). Scale to "
+        "zero (instances: 0) needs Knative: in Standard mode KServe runs one pod anyway.",
+    )
+    transformer_image: str = Field(
+        default="declserve/kserve-transformer:latest",
+        description="Image with KServe's Python model server that runs transformer scripts.",
+    )
+
+
 class KubernetesBackend(StrictModel):
     type: Literal["kubernetes"]
     kubeconfig: str | None = Field(
@@ -473,6 +509,7 @@ class KubernetesBackend(StrictModel):
         "node drops it from the Service first (0 drops requests during rollouts).",
     )
     ready_timeout_seconds: int = Field(default=600, ge=1, le=3600)
+    kserve: KServeSettings = Field(default_factory=KServeSettings)
 
 
 class Kafka(StrictModel):

@@ -36,6 +36,7 @@ PATHS = {
     "Pod": "/api/v1/namespaces/{ns}/pods",
     "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
     "Event": "/api/v1/namespaces/{ns}/events",
+    "InferenceService": "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices",
 }
 
 

@@ -341,13 +341,16 @@ def foreign_entries(obj: Obj | None) -> list[tuple[str, str, set[str]]]:
     return out
 
 
-def changed_by(objects: dict[str, Obj | None]) -> dict[str, str]:
-    """Essence path → the latest other manager owning a field behind it, with its time."""
+def changed_by(
+    objects: dict[str, Obj | None], sources: tuple[tuple[str, str, str], ...] = SOURCES
+) -> dict[str, str]:
+    """Essence path → the latest other manager owning a field behind it, with its time;
+    `sources` says which object field each essence path comes from."""
     entries = {kind: foreign_entries(obj) for kind, obj in objects.items()}
     if not any(entries.values()):
         return {}
     out: dict[str, str] = {}
-    for path, kind, field in SOURCES:
+    for path, kind, field in sources:
         found = [(time, who) for who, time, owned in entries.get(kind, ())
                  if any(p == field or p.startswith(field + ".") for p in owned)]
         if found:

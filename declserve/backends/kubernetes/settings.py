@@ -27,6 +27,8 @@ class KubernetesSettings:
     models_host_path: str | None = None  # the registry root on the node
     kafka_bootstrap: str = ""  # as the pods reach the brokers
     max_message_bytes: int = 2 * 2**20
+    kserve_mode: str = "Standard"  # KServe's deployment mode for tool: kserve servings
+    transformer_image: str = "declserve/kserve-transformer:latest"
 
     @classmethod
     def from_project(
@@ -57,6 +59,8 @@ class KubernetesSettings:
             kafka_bootstrap=",".join(b.kafka_bootstrap_servers or kafka.bootstrap_servers)
             if kafka else "",
             max_message_bytes=kafka.max_message_bytes if kafka else 2 * 2**20,
+            kserve_mode=b.kserve.deployment_mode,
+            transformer_image=b.kserve.transformer_image,
         )
 
     def config_map_name(self, serving: str) -> str:
