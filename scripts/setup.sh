@@ -4,8 +4,9 @@
 #   scripts/setup.sh demo   Python venv with declserve, a running Docker engine, the
 #                           TensorFlow Serving double image when tensorflow/serving is absent
 #   scripts/setup.sh test   all of the above plus the test servers: the Kafka broker's jars,
-#                           the Kubernetes API server binaries and the single-node cluster's
-#                           parts (built once, cached)
+#                           the Kubernetes API server binaries, the single-node cluster's
+#                           parts, KServe's controller and the transformer image (built once,
+#                           cached)
 #
 # Heavy downloads and builds are cached under ~/.cache/declserve-test/, so a second run is fast.
 set -euo pipefail
@@ -62,5 +63,9 @@ if [ "$what" = "test" ]; then
     bash testinfra/kube/setup.sh
     say "installing and building the single-node cluster's parts (cached; scripts/cluster.sh)"
     bash testinfra/cluster/setup.sh
+    say "building KServe's controller from its Go module (cached; the first build takes a while)"
+    bash testinfra/kserve/setup.sh
+    say "building the KServe transformer image (cached; pip installs kserve once)"
+    bash scripts/build-transformer-image.sh >/dev/null
 fi
 say "ready"

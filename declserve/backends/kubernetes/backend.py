@@ -13,13 +13,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from declserve.backends import tfserving as tfs
 from declserve.backends.kubernetes import essence as E
+from declserve.backends.kubernetes import inferenceservice as I
+from declserve.backends.kubernetes import kserve as K
 from declserve.backends.kubernetes import manifests as M
 from declserve.backends.kubernetes import planner as P
 from declserve.backends.kubernetes.client import Kube
@@ -27,7 +29,7 @@ from declserve.backends.kubernetes.records import KubernetesRecords
 from declserve.backends.kubernetes.settings import KubernetesSettings
 from declserve.desired import DesiredServing
 from declserve.errors import BackendUnavailable, NotFound, NotReady, Rejected
-from declserve.live import Blocker, HealthStatus, LiveResource, LiveState
+from declserve.live import Blocker, Health, HealthStatus, LiveResource, LiveState
 from declserve.loader import LoadedProject
 from declserve.lock import LockInfo
 from declserve.plan import ResourceChange, Step
@@ -113,9 +115,10 @@ class KubernetesBackend(P.KubernetesPlanner):
     def __init__(
         self, settings: KubernetesSettings, project: LoadedProject, kube: Kube | None = None
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, project.registry)
         self.project = project
         self.kube = kube or Kube(settings)
+        self._no_kserve = False  # the last observe found no InferenceService CRD
 
     def identity(self) -> str:
         return f"kubernetes:{self.kube.host}/{self.settings.namespace}"
@@ -133,14 +136,49 @@ class KubernetesBackend(P.KubernetesPlanner):
                 out.setdefault(serving, []).append(obj)
         return out
 
+    def _own(self, found: dict[str, list[Obj]]) -> dict[str, list[Obj]]:
+        """Without what KServe made (it copies an InferenceService's labels onto its objects,
+        which outlive it for a moment when it is deleted)."""
+        out = {}
+        for serving, objs in found.items():
+            mine = [o for o in objs if not any(r.get("kind") == I.KIND for r in
+                                               o["metadata"].get("ownerReferences") or ())]
+            if mine:
+                out[serving] = mine
+        return out
+
+    def _inference_services(self) -> dict[str, Obj]:
+        """The project's InferenceServices; none when KServe's CRD is not installed (check
+        refuses kserve servings then), or when a Role without them may not list them and no
+        spec asks for one."""
+        try:
+            found = self._by_serving(I.KIND)
+        except NotFound:
+            self._no_kserve = True
+            return {}
+        except Rejected:
+            if any(ls.serving.spec.tool.value == K.TOOL for ls in self.project.servings):
+                raise
+            return {}
+        self._no_kserve = False
+        return {name: obj for name, objs in found.items()
+                if (obj := _named(objs, name)) is not None}
+
     def observe(self, names: frozenset[str]) -> LiveState:
         deployments = self._by_serving("Deployment")
         services = self._by_serving("Service")
         configs = self._by_serving("ConfigMap")
         pods = self._by_serving("Pod")
+        isvcs = self._inference_services()
         now = datetime.now(UTC)
         resources = {}
-        for serving in sorted(set(deployments) | set(services) | set(configs)):
+        made_by_kserve = deployments
+        deployments, services = self._own(deployments), self._own(services)
+        for serving, isvc in isvcs.items():
+            live = self._kserve_live(isvc, made_by_kserve.get(serving, []),
+                                     pods.get(serving, []))
+            resources[live.address] = live
+        for serving in sorted((set(deployments) | set(services) | set(configs)) - set(isvcs)):
             live = self._live(
                 serving,
                 _named(deployments.get(serving), serving),
@@ -153,13 +191,55 @@ class KubernetesBackend(P.KubernetesPlanner):
         ours = {r.name for r in resources.values()}
         return LiveState(resources, tuple(self._blockers(names, ours)))
 
+    def _kserve_live(self, isvc: Obj, deployments: list[Obj], pods: list[Obj]) -> LiveResource:
+        name = isvc["metadata"]["name"]
+        made = [_named(deployments, n) for n in K.component_deployments(isvc)]
+        health = K.live_health(isvc, made, self.settings.kserve_mode == "Standard")
+        live_pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        ready = [p for p in live_pods if _condition(p, "Ready").get("status") == "True"]
+        essence = K.live_essence(isvc)
+        address = ((isvc.get("status") or {}).get("address") or {}).get("url")
+        version = essence["model"]["version"]
+        return LiveResource(
+            kind=self.kind,
+            name=name,
+            essence=essence,
+            health=health,
+            observed={
+                "endpoints": [address] if address else [],
+                "innerEndpoints": [address] if address else [],
+                "servedVersions": [int(version)] if health.state is Health.READY
+                and str(version).isdigit() and ready else [],
+                "ready": len(ready),
+                "members": [{"name": p["metadata"]["name"],
+                             "state": "ready" if p in ready else (p.get("status") or {}).get(
+                                 "phase", "unknown").lower(), "endpoint": None}
+                            for p in sorted(live_pods, key=lambda p: p["metadata"]["name"])],
+            },
+            detail={"objects": {I.KIND: True}},
+            protected=essence["protected"],
+            revision=f"{isvc['metadata'].get('uid', '')[:8]}:"
+                     f"{isvc['metadata'].get('generation', '')}",
+            changed_by=I.changed_by(isvc),
+        )
+
+    def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
+        kserve = sorted(d.name for d in servings if K.is_kserve(d))
+        if kserve and self._no_kserve:
+            return [f"serving {kserve[0]!r} uses tool 'kserve', but KServe's InferenceService "
+                    f"CRD ({I.PLURAL}.{I.GROUP}) is not installed on the cluster"]
+        return []
+
     def _blockers(self, names: frozenset[str], ours: set[str]) -> list[Blocker]:
         """Objects by the names a new serving needs that this project does not own (one GET
         for each, and only for servings that are not there yet)."""
         out = []
+        kserve = {ls.name for ls in self.project.servings
+                  if ls.serving.spec.tool.value == K.TOOL}
         for serving in sorted(names - ours):
-            for kind, name in ((P.DEPLOYMENT, serving), (P.SERVICE, serving),
-                               (P.CONFIG_MAP, self.settings.config_map_name(serving))):
+            wanted = ((I.KIND, serving),) if serving in kserve else ()
+            for kind, name in wanted or ((P.DEPLOYMENT, serving), (P.SERVICE, serving),
+                                         (P.CONFIG_MAP, self.settings.config_map_name(serving))):
                 obj = self.kube.get(kind, name)
                 if obj is None:
                     continue
@@ -264,7 +344,15 @@ class KubernetesBackend(P.KubernetesPlanner):
             self.wait_stopped(serving, ctx)
             return
         assert d is not None, f"step {step.text()!r} needs the serving's spec"
-        if step.op == P.APPLY:
+        if step.op == K.WRITE_ARTIFACT:
+            assert self.registry is not None
+            K.write_artifact(self.registry, d)
+        elif step.op == P.APPLY and kind == I.KIND:
+            assert self.registry is not None
+            self.kube.apply(K.manifest(self.settings, self.registry, d))
+        elif step.op == P.WAIT and kind == I.KIND:
+            self.wait_inference_service(d, ctx)
+        elif step.op == P.APPLY:
             self.apply_object(kind, d)
         elif step.op == P.WAIT:
             self.wait_rollout(d, ctx)
@@ -273,6 +361,9 @@ class KubernetesBackend(P.KubernetesPlanner):
 
     def manifests(self, d: DesiredServing) -> dict[str, Obj]:
         """The objects apply writes for a serving (what `plan --manifests` prints, too)."""
+        if K.is_kserve(d):
+            assert self.registry is not None
+            return {I.KIND: K.manifest(self.settings, self.registry, d)}
         shape = self.shape_of(d)
         live = self.kube.get(P.DEPLOYMENT, d.name)
         match = ((live or {}).get("spec") or {}).get("selector", {}).get("matchLabels")
@@ -311,7 +402,7 @@ class KubernetesBackend(P.KubernetesPlanner):
             fatal = [w for w in (_fatal(p) for p in current) if w]
             if fatal:
                 raise NotReady(f"serving {d.name} cannot start: {'; '.join(fatal)}")
-            if _rolled_out(dep):
+            if K.rolled_out(dep):
                 return
             if time.monotonic() > deadline:
                 health = deployment_health(dep, pods, datetime.now(UTC))
@@ -321,6 +412,34 @@ class KubernetesBackend(P.KubernetesPlanner):
                 )
             ctx.checkpoint()
             time.sleep(_POLL)  # polling the Deployment's status, bounded by the deadline
+
+    def wait_inference_service(self, d: DesiredServing, ctx: ApplyContext) -> None:
+        """Healthy as Argo CD judges it (and, in Standard mode, its Deployments rolled out),
+        or NotReady with the failing condition's reason; a model KServe says cannot load
+        ends the wait at once."""
+        deadline = time.monotonic() + self.settings.ready_timeout
+        while True:
+            isvc = self.kube.get(I.KIND, d.name)
+            if isvc is None:
+                raise NotFound(f"InferenceService {d.name} disappeared during apply")
+            made = [self.kube.get(P.DEPLOYMENT, n) for n in K.component_deployments(isvc)]
+            health = K.live_health(isvc, made, self.settings.kserve_mode == "Standard")
+            if health.state is Health.READY:
+                return
+            transition = ((isvc.get("status") or {}).get("modelStatus") or {}).get(
+                "transitionStatus")
+            if transition in ("BlockedByFailedLoad", "InvalidSpec"):
+                raise NotReady(f"serving {d.name} cannot start: {health.reason}")
+            pods = self._serving_pods(d.name)
+            fatal = [w for w in (_fatal(p) for p in pods) if w]
+            if fatal:
+                raise NotReady(f"serving {d.name} cannot start: {'; '.join(fatal)}")
+            if time.monotonic() > deadline:
+                raise NotReady(
+                    f"serving {d.name} was not ready within {self.settings.ready_timeout:.0f}s "
+                    f"({health.reason or 'no reason given'}){self._events(pods)}")
+            ctx.checkpoint()
+            time.sleep(_POLL)  # polling KServe's status, bounded by the deadline
 
     def _current(self, dep: Obj, pods: list[Obj]) -> list[Obj]:
         """The pods of the Deployment's current template (its newest ReplicaSet's)."""
@@ -464,14 +583,3 @@ def _fatal(pod: Obj) -> str | None:
                     + (f": {message[:200]}" if message else ""))
     return None
 
-
-def _rolled_out(dep: Obj) -> bool:
-    meta, spec, st = dep["metadata"], dep.get("spec") or {}, dep.get("status") or {}
-    want = spec.get("replicas", 1)
-    return bool(
-        st.get("observedGeneration", 0) >= meta.get("generation", 0)
-        and st.get("updatedReplicas", 0) == want
-        and st.get("readyReplicas", 0) == want
-        and st.get("availableReplicas", 0) == want
-        and st.get("replicas", 0) == want
-    )

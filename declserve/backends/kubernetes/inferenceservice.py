@@ -41,6 +41,7 @@ TRANSFORMER_MOUNT = "/mnt/transformer"
 LOGGER_MODES = {"all": "all", "model-inputs": "request", "predictions": "response"}
 # Argo CD's rule: every condition True except this one, which means stopped, not broken.
 STOPPED_CONDITION = "Stopped"
+RUNTIME_REST_PORT = 8080  # KServe's TensorFlow runtime: --rest_api_port=8080
 LOGGING_SINK = "declserve-logging-sink"  # the Service of declserve's CloudEvents sink
 
 
@@ -153,7 +154,17 @@ def inference_service(s: KubernetesSettings, shape: KServeShape) -> Obj:
         "runtimeVersion": shape.runtime_version,
         "storageUri": shape.storage_uri,
         "resources": _resources(shape.cpu, shape.memory, shape.gpus),
+        # As on the kubernetes tool: a pod is ready only once it serves its pinned version
+        # (KServe's runtime names the model after the InferenceService), and it keeps
+        # answering for a moment after it is told to stop, until kube-proxy has dropped it.
+        "env": [{"name": M.VERSION_ENV, "value": str(shape.version)}],
+        "readinessProbe": {
+            "exec": {"command": M.readiness_command(shape.name, RUNTIME_REST_PORT)},
+            "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 3,
+        },
     }
+    if s.pre_stop_seconds:
+        model["lifecycle"] = {"preStop": {"sleep": {"seconds": s.pre_stop_seconds}}}
     predictor: Obj = {
         "minReplicas": shape.instances,
         "maxReplicas": shape.max_instances,

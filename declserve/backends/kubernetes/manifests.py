@@ -170,7 +170,7 @@ def _metadata(s: KubernetesSettings, shape: ServingShape, name: str) -> dict[str
     }
 
 
-def readiness_command(model: str) -> list[str]:
+def readiness_command(model: str, port: int = tfs.REST_PORT) -> list[str]:
     """Ready only when the server reports the pod's pinned version AVAILABLE.
 
     `GET /v1/models/<name>` answers 200 while a version is still loading, so an HTTP probe
@@ -180,7 +180,7 @@ def readiness_command(model: str) -> list[str]:
     to cancel as unknown, not as failed, so a hung server would otherwise stay ready.
     """
     script = (
-        f"exec 3<>/dev/tcp/127.0.0.1/{tfs.REST_PORT}"
+        f"exec 3<>/dev/tcp/127.0.0.1/{port}"
         f" && printf 'GET /v1/models/{model}/versions/%s HTTP/1.0\\r\\n\\r\\n'"
         f' "${VERSION_ENV}" >&3'
         ' && while IFS= read -r -t 2 line <&3 || [ -n "$line" ];'

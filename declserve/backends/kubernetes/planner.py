@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from declserve.backends.kubernetes import kserve as K
 from declserve.backends.kubernetes import manifests as M
 from declserve.backends.kubernetes.essence import desired_essence
 from declserve.backends.kubernetes.settings import KubernetesSettings
@@ -18,6 +19,7 @@ from declserve.desired import SERVING_KIND, DesiredServing
 from declserve.live import LiveResource, LiveState
 from declserve.plan import Action, DesiredResource, FieldChange, Shape, Step
 from declserve.provider import Wanted
+from declserve.registry import Registry
 
 APPLY = "apply"
 DELETE = "delete"
@@ -47,18 +49,22 @@ class KubernetesPlanner:
     delete_guard = "--prune"
     guard_everything = True
 
-    def __init__(self, settings: KubernetesSettings) -> None:
+    def __init__(self, settings: KubernetesSettings, registry: Registry | None = None) -> None:
         self.settings = settings
+        self.registry = registry  # where kserve servings' artifacts live
 
     def shape_of(self, d: DesiredServing) -> M.ServingShape:
         return M.ServingShape.of(d, self.settings)
 
+    def essence_of(self, d: DesiredServing) -> dict[str, object]:
+        if K.is_kserve(d):
+            assert self.registry is not None, "kserve servings need the registry"
+            return K.desired_essence(self.settings, self.registry, d)
+        return desired_essence(self.settings, self.shape_of(d))
+
     def desired(self, servings: Sequence[DesiredServing]) -> list[Wanted]:
-        return [
-            Wanted(DesiredResource(self.kind, d.name,
-                                   desired_essence(self.settings, self.shape_of(d))), d)
-            for d in servings
-        ]
+        return [Wanted(DesiredResource(self.kind, d.name, self.essence_of(d)), d)
+                for d in servings]
 
     def check(self, servings: Sequence[DesiredServing], live: LiveState) -> list[str]:
         return []
@@ -79,6 +85,11 @@ class KubernetesPlanner:
         if live is None:
             return Shape(Action.CREATE, self._create_steps(desired))
         paths = {c.path for c in changes}
+        if desired.essence.get("tool") != live.essence.get("tool"):
+            return Shape(Action.REPLACE, self._delete_steps(live) + self._create_steps(desired),
+                         "a serving's tool cannot change in place")
+        if desired.essence.get("tool") == K.TOOL:
+            return self._kserve_shape(desired, paths)
         if "model.name" in paths:
             return Shape(Action.REPLACE, self._delete_steps(live) + self._create_steps(desired),
                          "model.name cannot change in place")
@@ -88,6 +99,15 @@ class KubernetesPlanner:
         if paths == {"state"}:
             running = desired.essence["state"] == "running"
             return Shape(Action.START if running else Action.STOP, steps)
+        return Shape(Action.UPDATE, steps)
+
+    def _kserve_shape(self, desired: DesiredResource, paths: set[str]) -> Shape:
+        e = desired.essence
+        if not paths:
+            return Shape(Action.REPAIR, K.apply_steps(e, desired.name, "as the spec says"))
+        steps = K.apply_steps(e, desired.name, ", ".join(sorted(paths)))
+        if paths == {"state"}:
+            return Shape(Action.START if e["state"] == "running" else Action.STOP, steps)
         return Shape(Action.UPDATE, steps)
 
     def _object(self, kind: str, name: str) -> str:
@@ -102,6 +122,9 @@ class KubernetesPlanner:
 
     def _create_steps(self, desired: DesiredResource) -> tuple[Step, ...]:
         e = desired.essence
+        if e.get("tool") == K.TOOL:
+            return K.apply_steps(e, desired.name, f"model version {e['model']['version']}, "
+                                 f"artifact {e['artifact']}")
         steps = [
             Step(APPLY, self._object(CONFIG_MAP, desired.name),
                  f"model config: version {e['model']['version']}"),
@@ -114,6 +137,8 @@ class KubernetesPlanner:
         return tuple(steps)
 
     def _delete_steps(self, live: LiveResource) -> tuple[Step, ...]:
+        if live.essence.get("tool") == K.TOOL:
+            return K.delete_steps(live.name)
         have = live.detail.get("objects", {})
         return tuple(
             Step(DELETE, self._object(kind, live.name))
