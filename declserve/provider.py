@@ -15,6 +15,8 @@ by `status` only; these keys are understood there:
     innerEndpoints  list[str]  the addresses inside the backend's own network (a Service's
                                in-cluster name), where they differ
     servedVersions  list[int]  model versions the servers report AVAILABLE
+    servedName      str        the name the servers serve the model under, where it is not
+                               the model's own
     ready           int        members (replicas, pods) ready to answer
     members         list[dict] each with name, state and, where known, endpoint and
                                servedVersions; shown with `status --verbose`

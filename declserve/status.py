@@ -30,6 +30,7 @@ def serving_status(
     essence = live.essence if live else {}
     observed = live.observed if live else {}
     model = essence.get("model") or {}
+    served_as = observed.get("servedName") or model.get("name")
     return {
         "name": name,
         "state": essence.get("state", "absent") if live else "absent",
@@ -42,9 +43,9 @@ def serving_status(
         "servedVersions": list(observed.get("servedVersions", [])),
         "instancesReady": observed.get("ready", 0),
         "instancesDesired": desired.spec.instances if desired else None,
-        "endpoints": [f"{e}/v1/models/{model.get('name')}" for e in observed.get("endpoints", [])],
+        "endpoints": [f"{e}/v1/models/{served_as}" for e in observed.get("endpoints", [])],
         "innerEndpoints": [
-            f"{e}/v1/models/{model.get('name')}" for e in observed.get("innerEndpoints", [])
+            f"{e}/v1/models/{served_as}" for e in observed.get("innerEndpoints", [])
         ],
         "members": list(observed.get("members", [])),
         "records": observed.get("records"),

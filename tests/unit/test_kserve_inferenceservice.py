@@ -137,7 +137,7 @@ def test_a_transformer_runs_its_script_from_the_artifact() -> None:
     t = obj["spec"]["transformer"]
     (c,) = t["containers"]
     assert (t["minReplicas"], c["image"]) == (2, "declserve/kserve-transformer:t1")
-    assert c["command"] == ["python", "/mnt/transformer/scale.py"]
+    assert c["command"] == ["python3", "/mnt/transformer/scale.py"]
     assert c["volumeMounts"][0]["subPath"] == "reg/Models/mnist/2/Artifacts/3/transformer"
     assert t["volumes"][0]["persistentVolumeClaim"]["claimName"] == "models"
     assert c["resources"]["requests"] == {"cpu": "500m", "memory": "256Mi"}

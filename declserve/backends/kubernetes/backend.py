@@ -208,6 +208,7 @@ class KubernetesBackend(P.KubernetesPlanner):
             observed={
                 "endpoints": [address] if address else [],
                 "innerEndpoints": [address] if address else [],
+                "servedName": name,  # KServe's runtime serves the model as the service's name
                 "servedVersions": [int(version)] if health.state is Health.READY
                 and str(version).isdigit() and ready else [],
                 "ready": len(ready),

@@ -13,6 +13,8 @@ with the spec's limits and the Deployment refused when the limits are smaller.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -34,6 +36,9 @@ KIND = "InferenceService"
 ANN_MODE = "serving.kserve.io/deploymentMode"
 ANN_STOP = "serving.kserve.io/stop"
 ANN_ARTIFACT = "declserve.io/artifact"
+# A digest of what declserve wrote: KServe copies an InferenceService's annotations onto the
+# Deployments it makes, so a Deployment carrying it was made from this very spec.
+ANN_SPEC_HASH = "declserve.io/spec-hash"
 MODEL_FORMAT = "tensorflow"
 TRANSFORMER_CONTAINER = "kserve-container"  # the name KServe's webhook gives it otherwise
 TRANSFORMER_MOUNT = "/mnt/transformer"
@@ -137,7 +142,7 @@ def _transformer(s: KubernetesSettings, shape: KServeShape) -> Obj:
             "image": t.image,
             "imagePullPolicy": s.pull_policy,
             # KServe appends --model_name, --predictor_host and --http_port
-            "command": ["python", f"{TRANSFORMER_MOUNT}/{t.script}"],
+            "command": ["python3", f"{TRANSFORMER_MOUNT}/{t.script}"],
             "resources": _resources(t.cpu, t.memory, 0),
             "volumeMounts": [{"name": "transformer", "mountPath": TRANSFORMER_MOUNT,
                               "subPath": folder, "readOnly": True}],
@@ -177,15 +182,19 @@ def inference_service(s: KubernetesSettings, shape: KServeShape) -> Obj:
     spec: Obj = {"predictor": predictor}
     if shape.transformer is not None:
         spec["transformer"] = _transformer(s, shape)
+    annotations = _annotations(shape)
+    labels = {**shape.labels, M.LABEL_MANAGED: M.MANAGER_VALUE, **M.selector(s, shape.name)}
+    digest = json.dumps({"spec": spec, "annotations": annotations, "labels": labels},
+                        sort_keys=True)
+    annotations[ANN_SPEC_HASH] = hashlib.sha256(digest.encode()).hexdigest()[:16]
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
             "name": shape.name,
             "namespace": s.namespace,
-            "labels": {**shape.labels, M.LABEL_MANAGED: M.MANAGER_VALUE,
-                       **M.selector(s, shape.name)},
-            "annotations": _annotations(shape),
+            "labels": labels,
+            "annotations": annotations,
         },
         "spec": spec,
     }
@@ -198,6 +207,10 @@ def _get(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
+
+
+def _number(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
 
 
 def _quantities(resources: Any) -> Obj:
@@ -232,7 +245,8 @@ def essence(obj: Obj) -> Obj:
     out: Obj = {
         "state": "stopped" if ann.get(ANN_STOP) == "true" else "running",
         "mode": ann.get(ANN_MODE),
-        "model": {"version": ann.get(M.ANN_VERSION), "format": _get(model, "modelFormat", "name"),
+        "model": {"version": _number(ann.get(M.ANN_VERSION)),
+                  "format": _get(model, "modelFormat", "name"),
                   "runtimeVersion": model.get("runtimeVersion"),
                   "storageUri": model.get("storageUri")},
         "artifact": ann.get(ANN_ARTIFACT),
@@ -264,12 +278,14 @@ def essence(obj: Obj) -> Obj:
 def health(obj: Obj, deployment_rolled_out: bool | None = None) -> HealthStatus:
     """Ready only when the status is for the current generation, every condition but
     `Stopped` is True and the model is `UpToDate`; `Stopped: True` is stopped, not broken.
-    In Standard mode KServe says Ready before its Deployment rolled out: `deployment_rolled_out`
-    (None where there is no Deployment to ask) must agree."""
+    In Standard mode KServe says Ready before its Deployment rolled out, and its
+    `observedGeneration` is the Deployment's, not the InferenceService's:
+    `deployment_rolled_out` (None where there is no Deployment to ask) answers instead."""
     status = obj.get("status") or {}
     generation = _get(obj, "metadata", "generation")
     seen = status.get("observedGeneration")
-    if seen is not None and generation is not None and seen != generation:
+    if deployment_rolled_out is None and seen is not None and generation is not None \
+            and seen != generation:
         return HealthStatus.progressing(
             f"KServe has not seen generation {generation} yet (status is for {seen})")
     conditions = {c.get("type"): c for c in status.get("conditions") or ()}

@@ -86,11 +86,20 @@ def write_artifact(registry: Registry, d: DesiredServing) -> A.ArtifactInfo:
 
 
 def live_health(obj: Obj, deployments: list[Obj | None], standard: bool) -> HealthStatus:
-    """Argo CD's rule; in Standard mode the Deployments KServe made must have rolled out too
-    (KServe reports Ready before they have)."""
+    """Argo CD's rule; in Standard mode the Deployments KServe made must have rolled out too,
+    with at least the instances asked for ready: KServe reports Ready before either (its
+    Deployment starts at one replica and the HPA it makes raises that to minReplicas later)."""
     rolled: bool | None = None
     if standard and I.ANN_STOP not in ((obj.get("metadata") or {}).get("annotations") or {}):
-        rolled = bool(deployments) and all(d is not None and rolled_out(d) for d in deployments)
+        spec = obj.get("spec") or {}
+        wanted = [(spec.get(c) or {}).get("minReplicas") or 1 for c in ("predictor", "transformer")
+                  if spec.get(c) is not None]
+        digest = ((obj.get("metadata") or {}).get("annotations") or {}).get(I.ANN_SPEC_HASH)
+        rolled = len(deployments) == len(wanted) and all(
+            d is not None and rolled_out(d)
+            and ((d["metadata"].get("annotations") or {}).get(I.ANN_SPEC_HASH) == digest)
+            and ((d.get("status") or {}).get("readyReplicas") or 0) >= n
+            for d, n in zip(deployments, wanted, strict=True))
     return I.health(obj, rolled)
 
 
