@@ -10,10 +10,14 @@ from typing import Any
 import pytest
 
 from declserve.backends.kubernetes import inferenceservice as I
+from declserve.backends.kubernetes import kserve as K
+from declserve.backends.kubernetes.planner import KubernetesPlanner
 from declserve.backends.kubernetes.settings import KubernetesSettings
 from declserve.desired import DesiredServing, ModelSource
-from declserve.live import Health
+from declserve.live import Health, LiveResource
 from declserve.loader import collect
+from declserve.plan import Action, FieldChange
+from declserve.registry import Registry
 from declserve.spec import Serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,3 +235,97 @@ def test_health_is_argo_cds_rule(obj: dict[str, Any], rolled: bool | None, state
                                  reason: str) -> None:
     h = I.health(obj, rolled)
     assert h.state is state and reason in h.reason
+
+
+def test_in_standard_mode_the_deployments_answer_for_the_generation() -> None:
+    # KServe writes its Deployment's observedGeneration into the InferenceService's status
+    assert I.health(status(*READY, seen=3), True).state is Health.READY
+    assert I.health(status(*READY, seen=3), None).state is Health.PROGRESSING
+
+
+def deployment(digest: str | None, ready: int, replicas: int = 1) -> dict[str, Any]:
+    return {"metadata": {"generation": 2, "annotations": {I.ANN_SPEC_HASH: digest}},
+            "spec": {"replicas": replicas},
+            "status": {"observedGeneration": 2, "updatedReplicas": replicas,
+                       "readyReplicas": ready, "availableReplicas": ready,
+                       "replicas": replicas}}
+
+
+def test_kserves_deployments_must_carry_this_spec_and_the_instances_asked_for() -> None:
+    obj = rendered(desired(instances=2, maxInstances=3))
+    obj["status"] = status(*READY)["status"]
+    digest = obj["metadata"]["annotations"][I.ANN_SPEC_HASH]
+    assert K.live_health(obj, [deployment(digest, 2, 2)], True).state is Health.READY
+    # the HPA has not raised the Deployment to minReplicas yet
+    assert K.live_health(obj, [deployment(digest, 1)], True).state is Health.PROGRESSING
+    # KServe has not rewritten the Deployment from this spec yet
+    assert K.live_health(obj, [deployment("older", 2, 2)], True).state is Health.PROGRESSING
+    assert K.live_health(obj, [None], True).state is Health.PROGRESSING
+    assert K.live_health(obj, [], False).state is Health.READY  # Knative: KServe's word
+
+
+def test_the_spec_digest_follows_every_written_field() -> None:
+    one = rendered(desired())["metadata"]["annotations"][I.ANN_SPEC_HASH]
+    assert rendered(desired())["metadata"]["annotations"][I.ANN_SPEC_HASH] == one
+    assert rendered(desired(instances=2))["metadata"]["annotations"][I.ANN_SPEC_HASH] != one
+
+
+# ---- artifacts and steps ------------------------------------------------------------------
+def _registry(tmp_path: Path) -> Registry:
+    version = tmp_path / "Models" / "mnist" / "2"
+    (version / "variables").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"pb")
+    (version / "variables" / "variables.index").write_bytes(b"ix")
+    (tmp_path / "Resources").mkdir()
+    (tmp_path / "Resources" / "t.py").write_text("print('t')\n")
+    return Registry(tmp_path)
+
+
+def test_servings_pick_model_only_or_the_artifact_holding_their_script(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    plain = desired("p")
+    with_t = desired("t", transformer={"script": "Resources/t.py"})
+    assert (K.pick(registry, plain).number, K.pick(registry, plain).new) == (0, True)
+    K.write_artifact(registry, plain)
+    assert (K.pick(registry, plain).number, K.pick(registry, plain).new) == (0, False)
+    assert (K.pick(registry, with_t).number, K.pick(registry, with_t).new) == (1, True)
+    K.write_artifact(registry, with_t)
+    assert K.desired_essence(SETTINGS, registry, with_t)["artifact"] == "1"
+    (tmp_path / "Resources" / "t.py").write_text("print('changed')\n")
+    assert K.desired_essence(SETTINGS, registry, with_t)["artifact"] == "2 (new)"
+    assert K.desired_essence(SETTINGS, registry, plain)["artifact"] == "MODEL-ONLY"
+
+
+def _live(essence: dict[str, Any]) -> LiveResource:
+    return LiveResource("serving", "m", essence)
+
+
+def test_the_steps_write_a_new_artifact_before_the_service_points_at_it(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    planner = KubernetesPlanner(SETTINGS, registry)
+    d = desired(transformer={"script": "Resources/t.py"})
+    (want,) = planner.desired([d])
+    shape = planner.shape(want.resource, None, [])
+    assert shape.action is Action.CREATE
+    assert [(s.op, s.target) for s in shape.steps] == [
+        ("write artifact", "1"), ("apply", "InferenceService m"),
+        ("wait until ready:", "InferenceService m")]
+    K.write_artifact(registry, d)
+    (want,) = planner.desired([d])
+    live = _live(K.live_essence(rendered(d, artifact=1)))
+    assert want.resource.essence == live.essence  # written: nothing to do
+    stopped = desired(state="stopped", transformer={"script": "Resources/t.py"})
+    (stop,) = planner.desired([stopped])
+    shape = planner.shape(stop.resource, live, [FieldChange("state", "running", "stopped")])
+    assert shape.action is Action.STOP
+    assert [s.op for s in shape.steps] == ["apply"]  # nothing to wait for
+
+
+def test_changing_a_servings_tool_is_a_replace(tmp_path: Path) -> None:
+    planner = KubernetesPlanner(SETTINGS, _registry(tmp_path))
+    (want,) = planner.desired([desired()])
+    was_default = _live({"state": "running", "instances": 1, "model": {"version": 2}})
+    shape = planner.shape(want.resource, was_default, [FieldChange("tool", None, "kserve")])
+    assert shape.action is Action.REPLACE
+    assert [s.op for s in shape.steps][:3] == ["delete", "delete", "delete"]
+    assert shape.steps[3].op == "write artifact"
