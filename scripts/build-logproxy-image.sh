@@ -3,9 +3,9 @@
 # is absent or was built on another base image.
 #
 # <hash> is the first 12 hex digits of the SHA-256 of declserve/logproxy/proxy.py,
-# declserve/logproxy/Dockerfile and declserve/backends/tfserving.py (the one module of
-# declserve the proxy imports), so a changed proxy gets a new tag and an unchanged one is not
-# rebuilt. The base image declserve/base:bookworm is built first when it is missing or
+# declserve/logproxy/sink.py (the logging sink for KServe servings), declserve/logproxy/Dockerfile
+# and declserve/backends/tfserving.py (the one module of declserve the proxy imports), so a
+# changed proxy or sink gets a new tag and an unchanged one is not rebuilt. The base image declserve/base:bookworm is built first when it is missing or
 # outdated (testinfra/images/build-base.sh; a no-op when current). Nothing is pulled and the
 # build runs without network (the Dockerfile only COPYs).
 #
@@ -15,7 +15,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repo="declserve/logproxy"
-files=(declserve/logproxy/proxy.py declserve/logproxy/Dockerfile declserve/backends/tfserving.py)
+files=(declserve/logproxy/proxy.py declserve/logproxy/sink.py declserve/logproxy/Dockerfile
+       declserve/backends/tfserving.py)
 force=0
 [ "${1:-}" = "--force" ] && force=1
 

@@ -109,8 +109,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, TCPConnector, web
 from multidict import CIMultiDict
@@ -153,6 +153,7 @@ PREDICT_PATH = re.compile(
     r":predict$")
 
 JSON = dict[str, Any]
+C = TypeVar("C")  # a program's configuration
 
 
 def log(message: str) -> None:
@@ -236,9 +237,11 @@ def _string(doc: JSON, key: str, path: str, *, required: bool) -> str | None:
     return value
 
 
-def _numbers(doc: JSON, path: str) -> dict[str, float | int]:
+def _numbers(doc: JSON, path: str,
+             table: Mapping[str, tuple[str, bool]] = _NUMBERS) -> dict[str, float | int]:
+    """The positive numbers of `table` (config key: (field, integer?)) that `doc` sets."""
     out: dict[str, float | int] = {}
-    for key, (field, integer) in _NUMBERS.items():
+    for key, (field, integer) in table.items():
         value = doc.get(key)
         if value is None:
             continue
@@ -596,8 +599,9 @@ class Recorder:
             self.stats.add("records_produced")
             return
         key = msg.key().decode("utf-8", "replace") if msg is not None and msg.key() else "?"
+        topic = msg.topic() if msg is not None else self.cfg.topic
         self.stats.failed(failure_reason(err), f"record {key} was not delivered to "
-                                               f"{self.cfg.topic}: {err}")
+                                               f"{topic}: {err}")
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -607,7 +611,8 @@ class Recorder:
                 log(f"kafka: poll failed: {e}")
                 self._stop.wait(0.5)
 
-    def send(self, key: str, value: bytes) -> None:
+    def send(self, key: str, value: bytes, topic: str | None = None) -> None:
+        """Queue one record for `topic` (default: the configured topic)."""
         raw_key = key.encode("utf-8")
         if self.producer is None:
             self.stats.failed("noBroker", "", quiet=True)  # said once, at the start
@@ -619,7 +624,7 @@ class Recorder:
                                           f"{RECORD_FRAMING} of framing)")
             return
         try:
-            self.producer.produce(self.cfg.topic, value=value, key=raw_key,
+            self.producer.produce(topic or self.cfg.topic, value=value, key=raw_key,
                                   on_delivery=self._on_delivery)
         except BufferError:
             self.stats.failed("queueFull", f"the producer's local queue is full; record {key}")
@@ -1135,18 +1140,32 @@ class FrontProxy:
 # Process
 # ------------------------------------------------------------------------------------------
 
-async def serve(cfg: Config, config_path: str | None = None) -> int:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by the first SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    proxy = FrontProxy(cfg, config_path)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum, stop)
-    server = web.Server(proxy.handle)
+    return stop
+
+
+async def listen(server: web.Server, host: str, port: int) -> asyncio.AbstractServer | None:
+    """`server` listening on host:port; None (logged) when it cannot."""
     try:
-        listener = await loop.create_server(server, cfg.host, cfg.port, reuse_address=True,
-                                            backlog=128)
+        return await asyncio.get_running_loop().create_server(
+            server, host, port, reuse_address=True, backlog=128)
     except OSError as e:
-        log(f"cannot listen on {cfg.host}:{cfg.port}: {e}")
+        log(f"cannot listen on {host}:{port}: {e}")
+        return None
+
+
+async def serve(cfg: Config, config_path: str | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    proxy = FrontProxy(cfg, config_path)
+    stop = stop_on_signals()
+    server = web.Server(proxy.handle)
+    listener = await listen(server, cfg.host, cfg.port)
+    if listener is None:
         await proxy.close()
         proxy.close_recorders()
         return 1
@@ -1180,20 +1199,28 @@ async def drain(proxy: FrontProxy, seconds: float) -> None:
         log(f"{proxy.inflight} request(s) still in progress after {seconds:g}s; not waiting")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="declserve front proxy")
-    parser.add_argument("--config", default="/etc/declserve/proxy.json")
+def run(argv: list[str] | None, description: str, default_config: str,
+        load: Callable[[str], C],
+        serve_config: Callable[[C, str], Coroutine[Any, Any, int]]) -> int:
+    """A program's main: --config, loaded with `load` (exit 2 when it cannot be used), then
+    served with `serve_config` (exit 1 when that fails to start)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=default_config)
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load(args.config)
     except ConfigError as e:
         log(str(e))
         return 2
     try:
-        return asyncio.run(serve(cfg, args.config))
+        return asyncio.run(serve_config(cfg, args.config))
     except Exception as e:  # noqa: BLE001 - e.g. a producer setting librdkafka refuses
         log(f"cannot start: {e!r}")
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(argv, "declserve front proxy", "/etc/declserve/proxy.json", load_config, serve)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Render KServe's manifests for a controller run out of cluster (used by run.sh).
 
-    render.py configmap SRC              inferenceservice-config for Standard mode, no ingress
+    render.py configmap SRC AGENT_IMAGE  inferenceservice-config for Standard mode, no ingress,
+                                         the locally built agent image
     render.py webhooks SRC PORT CA_FILE  config/webhook/manifests.yaml with url clientConfigs
 
 Output: YAML on stdout. Needs PyYAML (Debian's python3-yaml).
@@ -31,9 +32,15 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def configmap(src: Path) -> str:
+def configmap(src: Path, agent_image: str) -> str:
     cm = yaml.safe_load(src.read_text())
     data = cm["data"]
+    for section in ("logger", "batcher", "agent"):
+        sidecar = json.loads(data[section])
+        # the locally built image (the cluster pulls nothing), and requests that fit beside
+        # the other tests' pods on the 2-core node (upstream's batcher asks 1 CPU and 1Gi)
+        sidecar.update(image=agent_image, cpuRequest="50m", memoryRequest="64Mi")
+        data[section] = json.dumps(sidecar, indent=2)
     # a documentation block, not configuration; it is 600 lines of noise in every diff
     data.pop("_example", None)
     data["deploy"] = json.dumps({"defaultDeploymentMode": "Standard"}, indent=2)
@@ -62,8 +69,8 @@ def webhooks(src: Path, port: int, ca_file: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[1] == "configmap":
-        sys.stdout.write(configmap(Path(argv[2])))
+    if len(argv) == 4 and argv[1] == "configmap":
+        sys.stdout.write(configmap(Path(argv[2]), argv[3]))
     elif len(argv) == 5 and argv[1] == "webhooks":
         sys.stdout.write(webhooks(Path(argv[2]), int(argv[3]), Path(argv[4])))
     else:

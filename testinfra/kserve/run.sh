@@ -6,7 +6,9 @@
 #   testinfra/kserve/run.sh down    unregister the webhooks, stop the manager (CRDs etc. stay)
 #   testinfra/kserve/run.sh status  one line; exit 0 only when the manager is healthy
 #
-# `up` installs, server-side with field manager declserve-testinfra: the CRDs; the namespace
+# `up` builds the agent's image (KServe's logger/batcher sidecar, build-agent-image.sh) and
+# imports it into the cluster; it installs, server-side with field manager
+# declserve-testinfra: the CRDs; the namespace
 # `kserve` (created when absent, never deleted) and ConfigMap inferenceservice-config there
 # (Standard mode, no ingress); a CA and a serving certificate for IP:127.0.0.1; the manager on
 # free 127.0.0.1 ports (metrics, health; the webhook server binds every interface, there is no
@@ -109,8 +111,19 @@ install_cluster_objects() {
   # right after the apply `kubectl wait` fails on CRDs that have no conditions yet
   wait_for "the CRDs to be established" kc wait --for=condition=Established --timeout=10s -f "$m/crd/"
   kc get namespace "$NS" >/dev/null 2>&1 || kc create namespace "$NS" >/dev/null
-  python3 "$HERE/render.py" configmap "$m/inferenceservice.yaml" \
+  apply_configmap
+}
+
+apply_configmap() { # inferenceservice-config, naming the agent image in the cluster
+  python3 "$HERE/render.py" configmap "$KSERVE_MANIFESTS/inferenceservice.yaml" "$AGENT_IMAGE" \
     | kc apply --server-side --force-conflicts --field-manager="$FM" -f - >/dev/null
+}
+
+agent_image() { # build the agent's image (cached) and import it into the cluster's containerd
+  local ref
+  ref=$(bash "$HERE/build-agent-image.sh" | tail -n1)
+  bash "$REPO/scripts/cluster.sh" images "$ref" >&2
+  echo "$ref"
 }
 
 register_webhooks() {
@@ -134,9 +147,11 @@ cmd_up() {
   exec 7>"$W/.lock"   # one up/down at a time
   flock 7
   local pid
+  AGENT_IMAGE=$(agent_image)
   pid=$(pid_of)
   if [ -n "$pid" ] && healthy; then
     register_webhooks   # cheap, and repairs a configuration someone removed
+    apply_configmap
     kc apply --server-side --force-conflicts --field-manager="$FM" -f "$HERE/tensorflow-runtime.yaml" >/dev/null
     say "already running (pid $pid)"
     echo "running $pid"

@@ -31,16 +31,17 @@ KSERVE_VERSION=$(sed -n 's#^[[:space:]]*github.com/kserve/kserve \(v[^ ]*\).*#\1
 BIN_DIR="$CACHE/kserve/bin"
 # named `manager` as in KServe's image: controller-runtime's field manager is the binary's name
 MANAGER="$BIN_DIR/$KSERVE_VERSION/manager"
+AGENT="$BIN_DIR/$KSERVE_VERSION/agent"
 MANIFESTS="$CACHE/kserve/manifests/$KSERVE_VERSION"
 
 if [ "${1:-}" = "--print-env" ]; then
-  printf 'KSERVE_VERSION=%q\nKSERVE_MANAGER=%q\nKSERVE_MANIFESTS=%q\n' \
-    "$KSERVE_VERSION" "$MANAGER" "$MANIFESTS"
+  printf 'KSERVE_VERSION=%q\nKSERVE_MANAGER=%q\nKSERVE_AGENT=%q\nKSERVE_MANIFESTS=%q\n' \
+    "$KSERVE_VERSION" "$MANAGER" "$AGENT" "$MANIFESTS"
   exit 0
 fi
 [ $# -eq 0 ] || die "unknown argument: $1 (usage: setup.sh [--print-env])"
 
-have() { [ -x "$MANAGER" ] && [ -f "$MANIFESTS/.complete" ]; }
+have() { [ -x "$MANAGER" ] && [ -x "$AGENT" ] && [ -f "$MANIFESTS/.complete" ]; }
 if have; then
   log "kserve $KSERVE_VERSION already built: $MANAGER"
   exit 0
@@ -58,17 +59,22 @@ exec 9>"$BIN_DIR/.lock"   # two test sessions starting at once build once
 flock 9 || die "cannot lock $BIN_DIR/.lock"
 if have; then log "built meanwhile by another process: $MANAGER"; exit 0; fi
 
-if [ ! -x "$MANAGER" ]; then
-  t0=$SECONDS tmp="$MANAGER.tmp.$$"
+build_cmd() { # name, what, output: go build github.com/kserve/kserve/cmd/<name>, once
+  local name=$1 what=$2 out=$3
+  [ -x "$out" ] && return 0
+  local t0=$SECONDS
+  tmp="$out.tmp.$$"
   trap 'rm -f "$tmp"' EXIT
-  log "building kserve $KSERVE_VERSION manager (several minutes when the build cache is cold) ..."
+  log "building kserve $KSERVE_VERSION $name ($what) ..."
   (cd "$MOD" && "$GO" build -p "${DECLSERVE_BUILD_JOBS:-2}" -trimpath -ldflags "-s -w" \
-    -o "$tmp" github.com/kserve/kserve/cmd/manager) \
-    || die "building the manager failed: (cd $MOD && go build -o $tmp github.com/kserve/kserve/cmd/manager)"
-  "$tmp" --help >/dev/null 2>&1 || die "the freshly built manager does not run ($tmp --help)"
-  mv -f "$tmp" "$MANAGER"
-  log "built the manager in $((SECONDS - t0)) s -> $MANAGER"
-fi
+    -o "$tmp" "github.com/kserve/kserve/cmd/$name") \
+    || die "building the $name failed: (cd $MOD && go build -o $tmp github.com/kserve/kserve/cmd/$name)"
+  "$tmp" --help >/dev/null 2>&1 || [ $? -eq 2 ] || die "the freshly built $name does not run ($tmp --help)"
+  mv -f "$tmp" "$out"
+  log "built the $name in $((SECONDS - t0)) s -> $out"
+}
+build_cmd manager "several minutes when the build cache is cold" "$MANAGER"
+build_cmd agent "the logger/batcher sidecar" "$AGENT"
 
 SRC=$(cd "$MOD" && "$GO" mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
   | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')

@@ -131,7 +131,7 @@ def test_gpus_pick_the_gpu_runtime_and_a_stop_is_kserves_annotation() -> None:
 def test_the_references_logging_modes_are_kserves_logger_modes(mode: str, kserve: str) -> None:
     obj = rendered(desired(inferenceLogging={"topic": "create", "mode": mode}))
     assert obj["spec"]["predictor"]["logger"] == {
-        "mode": kserve, "url": "http://declserve-logging-sink.ns.svc.cluster.local/"}
+        "mode": kserve, "url": "http://p-logsink.ns.svc.cluster.local/"}
 
 
 def test_a_transformer_runs_its_script_from_the_artifact() -> None:

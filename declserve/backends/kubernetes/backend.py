@@ -22,12 +22,13 @@ from declserve.backends import tfserving as tfs
 from declserve.backends.kubernetes import essence as E
 from declserve.backends.kubernetes import inferenceservice as I
 from declserve.backends.kubernetes import kserve as K
+from declserve.backends.kubernetes import logsink
 from declserve.backends.kubernetes import manifests as M
 from declserve.backends.kubernetes import planner as P
 from declserve.backends.kubernetes.client import Kube
 from declserve.backends.kubernetes.records import KubernetesRecords
 from declserve.backends.kubernetes.settings import KubernetesSettings
-from declserve.desired import DesiredServing
+from declserve.desired import DesiredServing, resolve_desired
 from declserve.errors import BackendUnavailable, NotFound, NotReady, Rejected
 from declserve.live import Blocker, Health, HealthStatus, LiveResource, LiveState
 from declserve.loader import LoadedProject
@@ -344,6 +345,9 @@ class KubernetesBackend(P.KubernetesPlanner):
         if step.op == P.WAIT_GONE:
             self.wait_stopped(serving, ctx)
             return
+        if step.op == P.APPLY and step.target == K.SINK:
+            self.apply_sink(ctx)
+            return
         assert d is not None, f"step {step.text()!r} needs the serving's spec"
         if step.op == K.WRITE_ARTIFACT:
             assert self.registry is not None
@@ -413,6 +417,22 @@ class KubernetesBackend(P.KubernetesPlanner):
                 )
             ctx.checkpoint()
             time.sleep(_POLL)  # polling the Deployment's status, bounded by the deadline
+
+    def apply_sink(self, ctx: ApplyContext) -> None:
+        """The project's logging sink, knowing every logging kserve serving of the specs, and
+        its pod rolled out (a changed config makes a new one, ready before the old goes)."""
+        servings = [d for d in resolve_desired(self.project) if K.is_kserve(d)]
+        for obj in logsink.objects(self.settings, servings):
+            self.kube.apply(obj)
+        deadline = time.monotonic() + self.settings.ready_timeout
+        sink = logsink.name(self.settings)
+        while not K.rolled_out(self.kube.get(P.DEPLOYMENT, sink) or {"metadata": {}}):
+            if time.monotonic() > deadline:
+                pods = self.kube.list("Pod", f"{self._selector},declserve.io/role=logsink")
+                raise NotReady(f"the logging sink {sink} was not ready within "
+                               f"{self.settings.ready_timeout:.0f}s{self._events(pods)}")
+            ctx.checkpoint()
+            time.sleep(_POLL)  # polling the sink's Deployment, bounded by the deadline
 
     def wait_inference_service(self, d: DesiredServing, ctx: ApplyContext) -> None:
         """Healthy as Argo CD judges it (and, in Standard mode, its Deployments rolled out),

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from declserve.backends.kubernetes import essence as E
+from declserve.backends.kubernetes import logsink
 from declserve.backends.kubernetes import manifests as M
 from declserve.backends.kubernetes.settings import KubernetesSettings
 from declserve.desired import DesiredServing
@@ -47,7 +48,6 @@ LOGGER_MODES = {"all": "all", "model-inputs": "request", "predictions": "respons
 # Argo CD's rule: every condition True except this one, which means stopped, not broken.
 STOPPED_CONDITION = "Stopped"
 RUNTIME_REST_PORT = 8080  # KServe's TensorFlow runtime: --rest_api_port=8080
-LOGGING_SINK = "declserve-logging-sink"  # the Service of declserve's CloudEvents sink
 
 
 @dataclass(frozen=True)
@@ -339,7 +339,8 @@ def shape_of(
         mode=s.kserve_mode,
         gpus=spec.resources.gpus,
         batcher=batcher(spec.batching.parameters()) if spec.batching.enabled else None,
-        logger={"mode": LOGGER_MODES[logging.mode.value], "url": sink_url(s)}
+        # KServe's logger posts CloudEvents to declserve's logging sink in the namespace
+        logger={"mode": LOGGER_MODES[logging.mode.value], "url": logsink.url(s)}
         if d.topic is not None and logging is not None else None,
         transformer=TransformerShape(
             image=s.transformer_image, script=PurePosixPath(t.script).name,
@@ -350,9 +351,6 @@ def shape_of(
     )
 
 
-def sink_url(s: KubernetesSettings) -> str:
-    """Where KServe's logger posts its CloudEvents: declserve's logging sink in the namespace."""
-    return f"http://{LOGGING_SINK}.{s.namespace}.svc.cluster.local/"
 
 
 # Which field of the InferenceService each essence path comes from (who changed it).

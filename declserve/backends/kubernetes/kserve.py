@@ -129,8 +129,19 @@ def _target(name: str) -> str:
     return f"{I.KIND} {name}"
 
 
-def apply_steps(essence: Obj, name: str, what: str) -> tuple[Step, ...]:
+SINK = "logging sink"
+
+
+def sink_step(why: str) -> Step:
+    return Step(APPLY, SINK, why)
+
+
+def apply_steps(essence: Obj, name: str, what: str, live_logs: bool = False) -> tuple[Step, ...]:
+    """`live_logs`: the live serving logs now (the sink forgets it after, when it stops)."""
     steps = []
+    logs = essence.get("logger") is not None
+    if logs:  # the sink knows the serving before KServe's logger posts anything
+        steps.append(sink_step(f"records of {name} to the topic"))
     artifact = str(essence.get("artifact") or "")
     if artifact.endswith(NEW):
         model = essence["model"]
@@ -141,8 +152,13 @@ def apply_steps(essence: Obj, name: str, what: str) -> tuple[Step, ...]:
     if essence["state"] == "running":
         steps.append(Step(WAIT, _target(name),
                           "every condition True, the model UpToDate, its pods rolled out"))
+    if live_logs and not logs:
+        steps.append(sink_step(f"without {name}"))
     return tuple(steps)
 
 
-def delete_steps(name: str) -> tuple[Step, ...]:
-    return (Step(DELETE, _target(name), "KServe removes its Deployments and Services"),)
+def delete_steps(name: str, live_logs: bool = False) -> tuple[Step, ...]:
+    steps = [Step(DELETE, _target(name), "KServe removes its Deployments and Services")]
+    if live_logs:
+        steps.append(sink_step(f"without {name}"))
+    return tuple(steps)

@@ -89,7 +89,7 @@ class KubernetesPlanner:
             return Shape(Action.REPLACE, self._delete_steps(live) + self._create_steps(desired),
                          "a serving's tool cannot change in place")
         if desired.essence.get("tool") == K.TOOL:
-            return self._kserve_shape(desired, paths)
+            return self._kserve_shape(desired, live, paths)
         if "model.name" in paths:
             return Shape(Action.REPLACE, self._delete_steps(live) + self._create_steps(desired),
                          "model.name cannot change in place")
@@ -101,11 +101,14 @@ class KubernetesPlanner:
             return Shape(Action.START if running else Action.STOP, steps)
         return Shape(Action.UPDATE, steps)
 
-    def _kserve_shape(self, desired: DesiredResource, paths: set[str]) -> Shape:
+    def _kserve_shape(
+        self, desired: DesiredResource, live: LiveResource, paths: set[str]
+    ) -> Shape:
         e = desired.essence
+        logs = live.essence.get("logger") is not None
         if not paths:
-            return Shape(Action.REPAIR, K.apply_steps(e, desired.name, "as the spec says"))
-        steps = K.apply_steps(e, desired.name, ", ".join(sorted(paths)))
+            return Shape(Action.REPAIR, K.apply_steps(e, desired.name, "as the spec says", logs))
+        steps = K.apply_steps(e, desired.name, ", ".join(sorted(paths)), logs)
         if paths == {"state"}:
             return Shape(Action.START if e["state"] == "running" else Action.STOP, steps)
         return Shape(Action.UPDATE, steps)
@@ -138,7 +141,7 @@ class KubernetesPlanner:
 
     def _delete_steps(self, live: LiveResource) -> tuple[Step, ...]:
         if live.essence.get("tool") == K.TOOL:
-            return K.delete_steps(live.name)
+            return K.delete_steps(live.name, live.essence.get("logger") is not None)
         have = live.detail.get("objects", {})
         return tuple(
             Step(DELETE, self._object(kind, live.name))

@@ -31,5 +31,6 @@ awk '
 done
 "$GO" mod edit -go="$(sed -n 's/^go //p' "$KMOD")"
 "$GO" get -tool "github.com/kserve/kserve/cmd/manager@$KSERVE"
+"$GO" mod edit -tool=github.com/kserve/kserve/cmd/agent  # the logger/batcher sidecar
 "$GO" mod tidy
 echo "regen.sh: go.mod/go.sum regenerated for kserve $KSERVE ($(grep -c '^replace' go.mod) replace lines)"

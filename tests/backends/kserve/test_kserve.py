@@ -36,12 +36,16 @@ def front(project: KServeProject, name: str, component: str = "predictor") -> st
     """A NodePort Service the test makes over the serving's predictor (or transformer) pods
     (KServe's own Services are ClusterIP): the model's URL on 127.0.0.1, through kube-proxy."""
     service = f"{name}-test-{component}"
+    # the port KServe's own Service targets: its agent's when the predictor logs or batches
+    kserves = json.loads(project.kubectl("get", "service", f"{name}-{component}", "-o",
+                                         "json").stdout)
+    target = kserves["spec"]["ports"][0]["targetPort"]
     project.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
         "spec": {"type": "NodePort",
                  "selector": {"serving.kserve.io/inferenceservice": name,
                               "component": component},
-                 "ports": [{"port": 8080, "targetPort": 8080}]}}))
+                 "ports": [{"port": 8080, "targetPort": target}]}}))
     port = json.loads(project.kubectl("get", "service", service, "-o", "json").stdout)[
         "spec"]["ports"][0]["nodePort"]
     url = f"http://127.0.0.1:{port}/v1/models/{name}"
