@@ -117,7 +117,7 @@ def test_latest_is_accepted_and_pinned_later(project: Path) -> None:
     assert loaded.serving.spec.model.version == "latest"
 
 
-@pytest.mark.parametrize("example", ["servings", "kubernetes"])
+@pytest.mark.parametrize("example", ["servings", "kubernetes", "kserve"])
 def test_the_example_projects_are_valid(example: str) -> None:
     run = subprocess.run(
         [

@@ -168,6 +168,16 @@ def inference_service(s: KubernetesSettings, shape: KServeShape) -> Obj:
             "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 3,
         },
     }
+    if shape.logger is not None or shape.batcher is not None:
+        # KServe's agent sidecar (logger, batcher) copies the predictor's probe into its own
+        # SERVING_READINESS_PROBE, which must be HTTP or TCP: with an exec probe v0.20.0 starts
+        # it without one and it exits at once. The version's own status URL is the closest:
+        # it answers 200 while that version still loads, so such a pod is ready earlier.
+        model["readinessProbe"] = {
+            "httpGet": {"path": f"/v1/models/{shape.name}/versions/{shape.version}",
+                        "port": RUNTIME_REST_PORT},
+            "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 3,
+        }
     if s.pre_stop_seconds:
         model["lifecycle"] = {"preStop": {"sleep": {"seconds": s.pre_stop_seconds}}}
     predictor: Obj = {

@@ -61,8 +61,11 @@ def test_each_logging_mode_puts_exactly_its_fields_into_the_records(
             records = reader.read_until(N, timeout=60)
         finally:
             reader.close()
-        assert sorted(r["_key"] for r in records) == sorted(sent), (mode, len(records))
-        for r in records:
+        # front() asked the serving once or more before (no Ce-Id: a UUID each)
+        mine = [r for r in records if r["_key"] in sent]
+        assert sorted(r["_key"] for r in mine) == sorted(sent), (mode, len(records))
+        assert len(records) - len(mine) <= 5, (mode, [r["_key"] for r in records])
+        for r in mine:
             row, answer = sent[r.pop("_key")]
             r.pop("_seen")
             jsonschema.validate(r, RECORD_SCHEMA)
