@@ -268,6 +268,10 @@ def write(
     base.mkdir(exist_ok=True)
     final = base / str(choice.number)
     if final.exists() or final.is_symlink():
+        # another writer (a serving applied in parallel) may have completed it meanwhile
+        again = existing(registry, model, version).get(choice.number)
+        if again is not None and _same(again, key, digest):
+            return again
         raise RegistryError(f"{final} exists but is not a complete artifact; remove it")
 
     tmp = _temp_dir(base, f"{_TMP_PREFIX}{choice.number}-")

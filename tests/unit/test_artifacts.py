@@ -418,3 +418,27 @@ def test_a_crash_during_remove_leaves_nothing_under_the_number(
     assert not info.path.exists()
     assert [p.name.startswith(".rm-1-") for p in _artifacts(registry).iterdir()] == [True]
     assert artifacts.existing(registry, "mnist", 1) == {}
+
+
+def test_a_writer_that_loses_the_race_to_the_same_artifact_returns_it(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servings of one model version applied in parallel both write MODEL-ONLY: the one
+    whose first look found nothing must take the other's complete artifact, not fail."""
+    real = artifacts.existing
+    calls = []
+
+    def stale_first(reg: Registry, model: str, version: int) -> dict[int, ArtifactInfo]:
+        calls.append(1)
+        if len(calls) == 1:  # the competitor completes between our look and our check
+            monkeypatch.setattr(artifacts, "existing", real)
+            artifacts.write(reg, model, version, ArtifactChoice(MODEL_ONLY, True), None)
+            monkeypatch.setattr(artifacts, "existing", stale_first)
+            return {}
+        return real(reg, model, version)
+
+    monkeypatch.setattr(artifacts, "existing", stale_first)
+    info = artifacts.write(registry, "mnist", 1, ArtifactChoice(MODEL_ONLY, True), None)
+    assert info.number == MODEL_ONLY and (info.path / "ARTIFACT.json").is_file()
+    assert len(calls) >= 2
+    assert sorted(p.name for p in info.path.parent.iterdir()) == ["0"]  # no temp dir left

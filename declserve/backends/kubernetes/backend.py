@@ -516,15 +516,18 @@ class KubernetesBackend(P.KubernetesPlanner):
         return self.records.history()
 
     def unprotect(self, name: str) -> bool:
-        dep = self.kube.get(P.DEPLOYMENT, name)
-        if dep is None or (dep["metadata"].get("labels") or {}).get(
-                M.LABEL_PROJECT) != self.settings.project:
-            raise NotFound(f"serving {name!r} has no Deployment in namespace "
-                           f"{self.settings.namespace}")
-        had = (dep["metadata"].get("annotations") or {}).get(M.ANN_PROTECTED) == "true"
+        """The mark is an annotation of the serving's Deployment, or of its InferenceService."""
+        for kind in (P.DEPLOYMENT, I.KIND):
+            obj = self.kube.get(kind, name)  # None without KServe's CRD, too
+            if obj is not None and (obj["metadata"].get("labels") or {}).get(
+                    M.LABEL_PROJECT) == self.settings.project:
+                break
+        else:
+            raise NotFound(f"serving {name!r} has no Deployment or InferenceService in "
+                           f"namespace {self.settings.namespace}")
+        had = (obj["metadata"].get("annotations") or {}).get(M.ANN_PROTECTED) == "true"
         if had:
-            self.kube.patch(P.DEPLOYMENT, name,
-                            {"metadata": {"annotations": {M.ANN_PROTECTED: None}}},
+            self.kube.patch(kind, name, {"metadata": {"annotations": {M.ANN_PROTECTED: None}}},
                             "declserve-unprotect")
         return had
 

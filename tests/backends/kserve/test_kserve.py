@@ -229,3 +229,21 @@ def test_a_transformer_processes_requests_and_each_script_gets_its_own_artifact(
     wait_until(lambda: predict(url, [row]).get("transformedBy") == "scale x3", timeout=120,
                message="the new script to answer")
     assert project.detailed_exitcode() == 0
+
+
+def test_protection_survives_prune_until_lifted(
+    make_kserve_project: Callable[..., KServeProject],
+) -> None:
+    project = make_kserve_project()
+    project.serving("kept", protected=True)
+    project.apply()
+    project.remove_serving("kept")
+    project.serving("other")
+    project.apply("--prune")
+    assert project.inference_service("kept")["metadata"]["annotations"][
+        "declserve.io/protected"] == "true"
+    project.ok("unprotect", "kept")
+    project.apply("--prune")
+    wait_until(lambda: "NotFound" in project.kubectl(
+        "get", "inferenceservice", "kept", check=False).stderr, timeout=60,
+        message="InferenceService kept deleted by --prune once unprotected")
