@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -168,13 +169,24 @@ def choose(
     a changed script or a new model version gets the next number and two servings with a
     transformer never share one.
     """
+    return _choose(registry, model, version, script, lambda n: n == live_number)
+
+
+def holding(registry: Registry, model: str, version: int, script: str | None) -> ArtifactChoice:
+    """Like `choose`, but any existing artifact of this version that holds this very script
+    (the lowest such number) is reused, whichever serving made it. One scan, one digest."""
+    return _choose(registry, model, version, script, lambda n: n != MODEL_ONLY)
+
+
+def _choose(registry: Registry, model: str, version: int, script: str | None,
+            candidate: Callable[[int], bool]) -> ArtifactChoice:
     found, highest = _scan(registry, model, version)
     if script is None:
         return ArtifactChoice(MODEL_ONLY, new=MODEL_ONLY not in found)
-    digest = script_digest(registry, script)
-    live = found.get(live_number) if live_number is not None else None
-    if live is not None and live.script == _script_key(script) and live.script_sha256 == digest:
-        return ArtifactChoice(live.number, new=False)
+    key, digest = _script_key(script), script_digest(registry, script)
+    for number in sorted(n for n in found if candidate(n)):
+        if _same(found[number], key, digest):
+            return ArtifactChoice(number, new=False)
     return ArtifactChoice(highest + 1, new=True)
 
 

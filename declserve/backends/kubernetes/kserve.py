@@ -37,16 +37,11 @@ def is_kserve(d: DesiredServing) -> bool:
 
 def pick(registry: Registry, d: DesiredServing) -> A.ArtifactChoice:
     """The artifact this serving uses: see the module's docstring."""
-    model, version = d.spec.model.name, d.version
-    script = d.spec.transformer.script if d.spec.transformer else None
-    if script is None:
-        return A.choose(registry, model, version, None, None)
-    for number in sorted(A.existing(registry, model, version)):
-        if number != A.MODEL_ONLY:
-            found = A.choose(registry, model, version, script, number)
-            if not found.new:
-                return found
-    return A.choose(registry, model, version, script, None)
+    return A.holding(registry, d.spec.model.name, d.version, _script(d))
+
+
+def _script(d: DesiredServing) -> str | None:
+    return d.spec.transformer.script if d.spec.transformer else None
 
 
 def artifact_label(number: int | str | None, new: bool = False) -> str | None:
@@ -56,17 +51,22 @@ def artifact_label(number: int | str | None, new: bool = False) -> str | None:
     return label + (NEW if new else "")
 
 
-def manifest(s: KubernetesSettings, registry: Registry, d: DesiredServing) -> Obj:
-    """The InferenceService apply writes, with the artifact picked now."""
+def _rendered(
+    s: KubernetesSettings, registry: Registry, d: DesiredServing
+) -> tuple[A.ArtifactChoice, Obj]:
     choice = pick(registry, d)
     where = A.relative_path(registry, d.spec.model.name, d.version, choice.number)
-    return I.inference_service(s, I.shape_of(d, s, choice.number, where))
+    return choice, I.inference_service(s, I.shape_of(d, s, choice.number, where))
+
+
+def manifest(s: KubernetesSettings, registry: Registry, d: DesiredServing) -> Obj:
+    """The InferenceService apply writes, with the artifact picked now."""
+    return _rendered(s, registry, d)[1]
 
 
 def desired_essence(s: KubernetesSettings, registry: Registry, d: DesiredServing) -> Obj:
-    choice = pick(registry, d)
-    where = A.relative_path(registry, d.spec.model.name, d.version, choice.number)
-    essence = I.essence(I.inference_service(s, I.shape_of(d, s, choice.number, where)))
+    choice, obj = _rendered(s, registry, d)
+    essence = I.essence(obj)
     essence["tool"] = TOOL
     essence["artifact"] = artifact_label(choice.number, choice.new)
     return essence
@@ -80,9 +80,7 @@ def live_essence(obj: Obj) -> Obj:
 
 
 def write_artifact(registry: Registry, d: DesiredServing) -> A.ArtifactInfo:
-    choice = pick(registry, d)
-    script = d.spec.transformer.script if d.spec.transformer else None
-    return A.write(registry, d.spec.model.name, d.version, choice, script)
+    return A.write(registry, d.spec.model.name, d.version, pick(registry, d), _script(d))
 
 
 def live_health(obj: Obj, deployments: list[Obj | None], standard: bool) -> HealthStatus:
